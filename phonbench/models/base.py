@@ -1,0 +1,131 @@
+"""Model contract.
+
+A model plugin subclasses :class:`Model` and is registered under ``phonbench.models``. The
+constructor only stores hyperparameters; :meth:`fit` trains on a :class:`PhononData` (the
+validation set is for early stopping and never for test scoring); :meth:`predict` returns an
+``(n, d)`` float array in the task's unit (for ``modes`` tasks padded entries may hold anything —
+metrics ignore them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from phonbench.exceptions import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from phonbench.datasets.base import PhononData, Task
+
+#: Called once per epoch with ``(epoch, {"train_loss": ..., "valid_loss": ..., ...})``. A callback
+#: may raise to stop training (Optuna's ``TrialPruned`` passes through ``fit``).
+EpochCallback = Callable[[int, Mapping[str, float]], None]
+
+
+class Model:
+    """Base class of all models.
+
+    Class attributes:
+        name: registry name.
+        description: one line for ``phonbench list``.
+        task_kinds: task kinds the model supports.
+        default_params: every hyperparameter with its default; unknown keys are rejected.
+
+    Args:
+        params: hyperparameters overriding ``default_params``.
+        seed: random seed (same seed + same data → same predictions on CPU).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; ignored by non-torch models.
+    """
+
+    name: ClassVar[str] = "model"
+    description: ClassVar[str] = ""
+    task_kinds: ClassVar[tuple[str, ...]] = ("spectrum", "modes", "scalar")
+    default_params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.default_params))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)} for model {self.name!r}",
+                f"valid parameters: {', '.join(sorted(self.default_params)) or '(none)'}",
+            )
+        self.params: dict[str, Any] = {**self.default_params, **params}
+        self.seed = int(seed)
+        self.device = device
+        self.task: Task | None = None
+        #: per-epoch metrics of the last fit (list of dicts with at least ``epoch``)
+        self.history: list[dict[str, float]] = []
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        """Hyperparameters sampled from an Optuna ``trial`` (default: none to tune)."""
+        return {}
+
+    # ------------------------------------------------------------------ contract
+    def fit(
+        self, train: PhononData, valid: PhononData | None = None, callbacks: Sequence[EpochCallback] = ()
+    ) -> Model:
+        """Train on ``train``; ``valid`` is used only for early stopping/model selection."""
+        raise NotImplementedError
+
+    def predict(self, data: PhononData) -> np.ndarray:
+        """Predictions of shape ``(len(data), task.n_outputs)`` in the task's unit."""
+        raise NotImplementedError
+
+    def n_parameters(self) -> int | None:
+        """Number of trainable parameters (``None`` when it has no meaning)."""
+        return None
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model to ``path`` (a directory)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        """Read a model written by :meth:`save`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    def check_task(self, data: PhononData) -> None:
+        """Raise :class:`ModelError` if the data's task kind is unsupported; remember the task."""
+        if data.task.kind not in self.task_kinds:
+            raise ModelError(
+                f"model {self.name!r} does not support {data.task.kind!r} tasks",
+                f"it supports: {', '.join(self.task_kinds)}",
+            )
+        if len(data) == 0:
+            raise ModelError(f"model {self.name!r} got an empty training set", "check the split")
+        self.task = data.task
+
+    def check_fitted(self) -> Task:
+        if self.task is None:
+            raise ModelError(f"model {self.name!r} is not fitted", "call fit() or load() first")
+        return self.task
+
+    def _write_meta(self, path: Path, extra: dict[str, Any] | None = None) -> None:
+        from phonbench.io import write_json_atomic
+
+        task = self.check_fitted()
+        meta = {"model": self.name, "params": self.params, "seed": self.seed, "task": task.as_dict()}
+        write_json_atomic(Path(path) / "model.json", {**meta, **(extra or {})})
+
+    @classmethod
+    def _read_meta(cls, path: Path) -> tuple[Model, dict[str, Any]]:
+        from phonbench.datasets.base import Task
+
+        file = Path(path) / "model.json"
+        if not file.exists():
+            raise ModelError(f"no saved model at {path}", "pass a directory written by Model.save()")
+        meta = json.loads(file.read_text())
+        if meta.get("model") != cls.name:
+            raise ModelError(f"{path} holds model {meta.get('model')!r}, not {cls.name!r}")
+        model = cls(meta["params"], seed=meta["seed"])
+        task = dict(meta["task"])
+        if task.get("grid") is not None:
+            task["grid"] = tuple(task["grid"])
+        model.task = Task(**task)
+        return model, meta
