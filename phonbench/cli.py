@@ -1,0 +1,220 @@
+"""Command-line interface (Typer + rich). Thin: parses options, calls the API, prints.
+
+Errors derived from :class:`~phonbench.exceptions.PhonbenchError` are printed on one line and
+exit with status 1 (``--debug`` shows the traceback). Heavy modules are imported inside commands
+so ``phonbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, List, Optional
+
+import typer
+
+from phonbench.exceptions import PhonbenchError
+
+app = typer.Typer(
+    name="phonbench",
+    help="Benchmark suite for machine-learned phonon properties of crystals.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+_STATE: dict[str, Any] = {"debug": False}
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """phonbench: datasets, models and metrics for phonon ML, with records and MLflow tracking."""
+    _STATE["debug"] = debug
+
+
+# ---------------------------------------------------------------------------- list
+@app.command("list")
+def list_cmd(
+    kind: Optional[str] = typer.Argument(None, help="datasets | models | metrics (default: all)."),
+    plugins: bool = typer.Option(False, "--plugins", help="Show providing distribution and version."),
+) -> None:
+    """List registered datasets, models and metrics."""
+    from rich.table import Table
+
+    from phonbench.registry import DATASETS, METRICS, MODELS
+
+    registries = {"datasets": DATASETS, "models": MODELS, "metrics": METRICS}
+    if kind is not None and kind not in registries:
+        raise PhonbenchError(f"unknown kind {kind!r}", "use datasets, models or metrics")
+    console = _console()
+    for label, registry in registries.items():
+        if kind and label != kind:
+            continue
+        table = Table(title=label, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("task kinds")
+        table.add_column("description")
+        if plugins:
+            table.add_column("distribution")
+        for name, obj in registry.items():
+            kinds, description = _describe(label, obj)
+            row = [name, kinds, description]
+            if plugins:
+                prov = registry.provider(name)
+                row.append(f"{prov.distribution} {prov.version}".strip())
+            table.add_row(*row)
+        console.print(table)
+
+
+def _describe(label: str, obj: Any) -> tuple[str, str]:
+    if label == "datasets":
+        card = obj.card
+        return card.task.kind, card.description.split("\n")[0]
+    return ", ".join(getattr(obj, "task_kinds", ())), getattr(obj, "description", "")
+
+
+# ---------------------------------------------------------------------------- run
+@app.command("run")
+def run_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Model name (see `phonbench list models`)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `phonbench list datasets`)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split protocol (default: the dataset's)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed for split and model."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Hyperparameter key=value (repeatable)."),
+    dataset_param: Optional[List[str]] = typer.Option(
+        None, "--dataset-param", help="Dataset option key=value, e.g. size=200 (repeatable)."
+    ),
+    fold: Optional[List[int]] = typer.Option(None, "--fold", help="Only these fold indices (repeatable)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    out: str = typer.Option(None, "--out", "-o", help="Output directory [default: ./phonbench-results]."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with user-provided data."),
+) -> None:
+    """Train MODEL on DATASET, score valid and test, write a record and log to MLflow."""
+    from phonbench.runner import DEFAULT_OUT, parse_params, run
+
+    console = _console()
+    out = out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)
+
+    def on_fold(record) -> None:
+        console.print(_metrics_table(record))
+
+    result = run(
+        model,
+        dataset,
+        split=split,
+        seed=seed,
+        params=parse_params(param),
+        device=device,
+        out=out,
+        tracking_uri=tracking_uri,
+        tracking=not no_tracking,
+        data_dir=data_dir,
+        dataset_options=parse_params(dataset_param),
+        folds=fold or None,
+        on_fold=on_fold,
+    )
+    if result.summary:
+        console.print(_summary_table(result.summary))
+        console.print(f"summary: {result.summary_path}")
+    for path in result.run_dirs:
+        console.print(f"record: {path / 'record.json'}")
+    if result.tracking_uri:
+        console.print(f"MLflow: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _metrics_table(record):
+    from rich.table import Table
+
+    ds = record.dataset
+    title = (f"{record.model['name']} on {ds['name']} — split {ds['split']} fold {ds['fold']} "
+             f"(seed {record.seed}, fit {record.timings['fit_s']:.1f} s)")
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    splits = [s for s in ("valid", "test") if s in record.metrics]
+    for s in splits:
+        table.add_column(s, justify="right")
+    names = sorted({m for s in splits for m in record.metrics[s]})
+    for name in names:
+        mark = " *" if name == record.primary_metric else ""
+        table.add_row(name + mark, *[f"{record.metrics[s].get(name, float('nan')):.5g}" for s in splits])
+    return table
+
+
+def _summary_table(summary):
+    from rich.table import Table
+
+    table = Table(title=f"{summary['model']} on {summary['dataset']}: mean ± std over "
+                        f"{len(summary['runs'])} folds", title_justify="left")
+    table.add_column("metric")
+    for s in ("valid", "test"):
+        table.add_column(s, justify="right")
+    names = sorted({m for s in ("valid", "test") for m in summary["metrics"].get(s, {})})
+    for name in names:
+        cells = []
+        for s in ("valid", "test"):
+            v = summary["metrics"].get(s, {}).get(name)
+            cells.append(f"{v['mean']:.5g} ± {v['std']:.2g}" if v else "")
+        table.add_row(name + (" *" if name == summary["primary_metric"] else ""), *cells)
+    return table
+
+
+# ---------------------------------------------------------------------------- data
+@data_app.command("info")
+def data_info_cmd(
+    name: str = typer.Argument(..., help="Dataset name."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to describe (default: the dataset's)."),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with user-provided data."),
+    dataset_param: Optional[List[str]] = typer.Option(None, "--dataset-param", help="Dataset option key=value."),
+) -> None:
+    """Print a dataset's card, counts, split sizes, target statistics and checksum verdict."""
+    import json
+
+    from rich.panel import Panel
+
+    from phonbench.datasets.info import dataset_info
+    from phonbench.runner import load_dataset, parse_params
+
+    ds = load_dataset(name, data_dir, **parse_params(dataset_param))
+    info = dataset_info(ds, split=split, seed=seed)
+    _console().print(Panel(json.dumps(info, indent=2, default=str), title=f"dataset {ds.name}"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point with one-line error reporting."""
+    import click
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except PhonbenchError as exc:
+        if debug:
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.secho("interrupted: finished folds are kept, no partial record was written", err=True, fg="red")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,237 @@
+"""Run records: the JSON file every run writes, plus its per-material predictions.
+
+Layout under the output directory (default ``./phonbench-results``)::
+
+    runs/<run_id>/record.json        RunRecord (config, metrics per split, timings, provenance)
+    runs/<run_id>/predictions.csv    id, split, y_true_*, y_pred_* (and mask_* for modes)
+    summaries/<summary_id>.json      mean ± std over the folds of one multi-fold run
+
+A run directory is assembled under a hidden temporary name and renamed into place when complete,
+so an interrupted run leaves no half-written record. ``record_hash`` is the sha256 of the
+canonical JSON of every other field; :func:`read_record` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phonbench.exceptions import TrackingError
+from phonbench.io import write_json_atomic, write_text_atomic
+
+SCHEMA_VERSION = 1
+RECORD_FILE = "record.json"
+PREDICTIONS_FILE = "predictions.csv"
+
+
+@dataclass
+class RunRecord:
+    """Everything needed to interpret and reproduce one (model, dataset, split, fold, seed) run.
+
+    Attributes:
+        run_id: unique id (also the run directory name).
+        model: ``{name, params, provider, n_parameters}``.
+        dataset: ``{name, version, content_hash, split, fold, sizes, task, provider}``.
+        metrics: ``{"train"|"valid"|"test": {metric: value}}``.
+        primary_metric: the dataset's primary metric name.
+        timings: seconds: ``fit_s``, ``predict_s``, ``total_s``.
+        environment: versions of python/numpy/torch/phonbench, platform, device, git commit.
+        history: per-epoch dicts (empty for models without epochs).
+        tags: free labels, e.g. ``["default"]`` or ``["tuned"]``.
+        extra: anything a workflow adds (e.g. Optuna study info for tuned runs).
+    """
+
+    run_id: str
+    created_at: str
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    seed: int
+    metrics: dict[str, dict[str, float]]
+    primary_metric: str
+    timings: dict[str, float]
+    peak_memory_mb: float
+    environment: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    predictions_file: str = PREDICTIONS_FILE
+    schema_version: int = SCHEMA_VERSION
+    mlflow_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict including ``record_hash``."""
+        d = asdict(self)
+        d["record_hash"] = record_hash(d)
+        return d
+
+
+def record_hash(d: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``d`` without ``record_hash`` and ``mlflow_run_id``."""
+    body = {k: v for k, v in d.items() if k not in ("record_hash", "mlflow_run_id")}
+    text = json.dumps(body, sort_keys=True, default=_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def new_run_id(model: str, dataset: str) -> str:
+    """Readable unique id: ``<dataset>-<model>-<UTC time>-<6 hex>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{dataset}-{model}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    """Commit of the phonbench source tree, if it is a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and hardware of this process (torch only if already imported)."""
+    from importlib import metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "phonbench": version("phonbench"),
+        "numpy": np.__version__,
+        "torch": sys.modules["torch"].__version__ if "torch" in sys.modules else version("torch"),
+        "device": device,
+        "git_commit": git_commit(),
+    }
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux/macOS ``ru_maxrss``)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def predictions_table(
+    ids: list[str],
+    split: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    mask: np.ndarray | None,
+    header: bool = True,
+) -> str:
+    """CSV text (optional header + rows) of one split's predictions; values to 8 significant digits."""
+    d = y_true.shape[1]
+    columns = ["id", "split"] + [f"y_true_{j}" for j in range(d)] + [f"y_pred_{j}" for j in range(d)]
+    if mask is not None:
+        columns += [f"mask_{j}" for j in range(d)]
+    lines = [",".join(columns)] if header else []
+    for i, material in enumerate(ids):
+        row = [_csv_escape(material), split]
+        row += [f"{v:.8g}" for v in y_true[i]] + [f"{v:.8g}" for v in y_pred[i]]
+        if mask is not None:
+            row += ["1" if m else "0" for m in mask[i]]
+        lines.append(",".join(row))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_escape(text: str) -> str:
+    return f'"{text}"' if ("," in text or '"' in text) else text
+
+
+def write_run(out_dir: Path, record: RunRecord, predictions_csv: str) -> Path:
+    """Write ``runs/<run_id>/`` atomically (temp dir + rename) and return its path."""
+    runs = Path(out_dir) / "runs"
+    final = runs / record.run_id
+    tmp = runs / f".tmp-{record.run_id}"
+    if final.exists():
+        raise TrackingError(f"run directory {final} already exists", "use a new run id or output dir")
+    try:
+        tmp.mkdir(parents=True, exist_ok=False)
+        write_text_atomic(tmp / PREDICTIONS_FILE, predictions_csv)
+        write_json_atomic(tmp / RECORD_FILE, record.to_dict())
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def update_record(run_dir: Path, **fields: Any) -> None:
+    """Rewrite selected fields of an existing record (e.g. ``mlflow_run_id``) atomically."""
+    data = read_record(run_dir / RECORD_FILE)
+    data.update(fields)
+    data["record_hash"] = record_hash(data)
+    write_json_atomic(run_dir / RECORD_FILE, data)
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """Load a record JSON and verify its hash and schema version.
+
+    Raises:
+        TrackingError: unreadable file, unknown schema version or hash mismatch.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORD_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrackingError(f"cannot read run record {path}: {exc}", "check the path") from exc
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise TrackingError(
+            f"record {path} has schema version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
+    if data.get("record_hash") != record_hash(data):
+        raise TrackingError(f"record {path} was modified after it was written (hash mismatch)",
+                            "rerun the experiment instead of editing records")
+    return data
+
+
+def summarize(records: list[RunRecord]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and (sample) std of every metric per split over ``records``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for split in ("train", "valid", "test"):
+        names = sorted({m for r in records for m in r.metrics.get(split, {})})
+        for name in names:
+            values = np.array([r.metrics[split][name] for r in records if name in r.metrics.get(split, {})])
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            out.setdefault(split, {})[name] = {"mean": float(values.mean()), "std": std, "n": len(values)}
+    return out
