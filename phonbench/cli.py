@@ -171,6 +171,101 @@ def _summary_table(summary):
     return table
 
 
+# ---------------------------------------------------------------------------- tune
+@app.command("tune")
+def tune_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Model name."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split protocol (default: the dataset's)."),
+    fold: Optional[List[int]] = typer.Option(None, "--fold", help="Only these folds (default: all)."),
+    trials: int = typer.Option(20, "--trials", help="Finished trials wanted in total per study."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for this worker's search."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL or .journal path."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name prefix."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe | random."),
+    pruner: str = typer.Option("median", "--pruner", help="median | hyperband | none."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Fixed hyperparameter key=value."),
+    dataset_param: Optional[List[str]] = typer.Option(None, "--dataset-param", help="Dataset option key=value."),
+    out: str = typer.Option(None, "--out", "-o", help="Output directory [default: ./phonbench-results]."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with user-provided data."),
+    no_refit: bool = typer.Option(False, "--no-refit", help="Only search; skip the final test refit."),
+    worker_index: int = typer.Option(0, "--worker-index", hidden=True),
+) -> None:
+    """Tune MODEL on DATASET with Optuna (validation data only), then refit and score on test."""
+    import subprocess
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from phonbench.runner import DEFAULT_OUT, parse_params
+    from phonbench.tuning import tune
+
+    out = out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)
+    children = []
+    if workers > 1:
+        base = [a for a in sys.argv[1:] if a != "--debug"]
+        base = _drop_option(base, "--workers")
+        for i in range(1, workers):
+            cmd = [sys.executable, "-m", "phonbench.cli", *base, "--workers", "1", "--no-refit",
+                   "--worker-index", str(i), "--out", out]
+            children.append(subprocess.Popen(cmd))
+    console = _console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, disable=bool(os.environ.get("PHONBENCH_NO_PROGRESS"))) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_trial(info: dict) -> None:
+            key = info["study"]
+            if key not in tasks:
+                tasks[key] = bar.add_task(key, total=info["target"])
+            best = "—" if info["best"] is None else f"{info['best']:.5g}"
+            bar.update(tasks[key], completed=info["finished"], description=f"{key} best {best}")
+
+        result = tune(
+            model, dataset, split=split, folds=fold or None, trials=trials, timeout=timeout, storage=storage,
+            study=study, sampler=sampler, pruner=pruner, seed=seed, device=device, out=out,
+            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
+            dataset_options=parse_params(dataset_param), fixed_params=parse_params(param),
+            refit=False, worker_index=worker_index, on_trial=on_trial,
+        )
+    failed = [p.args for p in children if p.wait() != 0]
+    if failed:
+        raise PhonbenchError(f"{len(failed)} tuning worker(s) failed", "rerun the same command to resume")
+    for info in result.studies:
+        console.print(f"study {info['study']}: {info['n_finished']} finished trials, best "
+                      f"{info.get('best_value', 'n/a')} (trial {info.get('best_trial', 'n/a')}) "
+                      f"params {info.get('best_params', {})}")
+    if not no_refit:
+        result = tune(
+            model, dataset, split=split, folds=fold or None, trials=trials, timeout=timeout, storage=storage,
+            study=study, sampler=sampler, pruner=pruner, seed=seed, device=device, out=out,
+            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
+            dataset_options=parse_params(dataset_param), fixed_params=parse_params(param), refit=True,
+        )
+        for record in result.run:
+            console.print(_metrics_table(record))
+    console.print(f"dashboard: optuna-dashboard {out}/optuna/<study>.journal (or your --storage URL)")
+
+
+def _drop_option(args: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == name:
+            skip = True
+            continue
+        if a.startswith(name + "="):
+            continue
+        out.append(a)
+    return out
+
+
 # ---------------------------------------------------------------------------- data
 @data_app.command("info")
 def data_info_cmd(

@@ -73,6 +73,25 @@ def make_data(kind: str = "spectrum", n_repeat: int = 2, seed: int = 0):
     return PhononData(ids, structures, rng.random((n, 1)) * 500, task, extras={"n_atoms": n_atoms})
 
 
+def install_fake_distribution(root: Path, dist: str, version: str, module: str, body: str,
+                              entries: dict[str, dict[str, str]]) -> None:
+    """Write ``<module>.py`` and a ``<dist>-<version>.dist-info`` with entry points under ``root``.
+
+    Args:
+        entries: ``{group: {name: "module:attr"}}``.
+    """
+    import textwrap
+
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    text = ""
+    for group, names in entries.items():
+        text += f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in names.items())
+    (info / "entry_points.txt").write_text(text)
+
+
 @pytest.fixture
 def crystals():
     return make_crystals()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 import warnings
 
 import pytest
+from conftest import install_fake_distribution
 
 from phonbench.exceptions import RegistryError
 from phonbench.registry import DATASETS, METRICS, MODELS, Registry, normalize_name
@@ -15,13 +15,7 @@ GROUP = "phonbench.test_plugins"
 
 
 def _fake_distribution(root, dist: str, version: str, module: str, body: str, entries: dict[str, str]) -> None:
-    """Install a fake distribution (dist-info + module) under ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(body))
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entries.items())
-    (info / "entry_points.txt").write_text(f"[{GROUP}]\n{lines}\n")
+    install_fake_distribution(root, dist, version, module, body, {GROUP: entries})
 
 
 @pytest.fixture
