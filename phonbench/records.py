@@ -4,6 +4,7 @@ Layout under the output directory (default ``./phonbench-results``)::
 
     runs/<run_id>/record.json        RunRecord (config, metrics per split, timings, provenance)
     runs/<run_id>/predictions.csv    id, split, y_true_*, y_pred_* (and mask_* for modes)
+    runs/<run_id>/model/             the fitted model (``Model.save``), reloadable for predictions
     summaries/<summary_id>.json      mean ± std over the folds of one multi-fold run
 
 A run directory is assembled under a hidden temporary name and renamed into place when complete,
@@ -24,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from phonbench.io import write_json_atomic, write_text_atomic
 SCHEMA_VERSION = 1
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.csv"
+MODEL_DIR = "model"
 
 
 @dataclass
@@ -176,8 +178,13 @@ def _csv_escape(text: str) -> str:
     return f'"{text}"' if ("," in text or '"' in text) else text
 
 
-def write_run(out_dir: Path, record: RunRecord, predictions_csv: str) -> Path:
-    """Write ``runs/<run_id>/`` atomically (temp dir + rename) and return its path."""
+def write_run(
+    out_dir: Path, record: RunRecord, predictions_csv: str, write_extra: Callable[[Path], None] | None = None
+) -> Path:
+    """Write ``runs/<run_id>/`` atomically (temp dir + rename) and return its path.
+
+    ``write_extra(tmp_dir)`` may add files (e.g. the fitted model) before the rename.
+    """
     runs = Path(out_dir) / "runs"
     final = runs / record.run_id
     tmp = runs / f".tmp-{record.run_id}"
@@ -186,6 +193,8 @@ def write_run(out_dir: Path, record: RunRecord, predictions_csv: str) -> Path:
     try:
         tmp.mkdir(parents=True, exist_ok=False)
         write_text_atomic(tmp / PREDICTIONS_FILE, predictions_csv)
+        if write_extra is not None:
+            write_extra(tmp)
         write_json_atomic(tmp / RECORD_FILE, record.to_dict())
         os.replace(tmp, final)
     except BaseException:

@@ -228,7 +228,7 @@ def run(
             predictions_table(fit.parts[s].ids, s, fit.parts[s].targets, p, fit.parts[s].mask, header=k == 0)
             for k, (s, p) in enumerate(fit.predictions.items())
         )
-        run_dir = write_run(out, record, csv)
+        run_dir = write_run(out, record, csv, write_extra=lambda d, m=fit.model: _save_model(m, d, result))
         if tracker:
             record.mlflow_run_id = tracker.log_record(record.to_dict(), run_dir, parent_run_id=parent_id)
             update_record(run_dir, mlflow_run_id=record.mlflow_run_id)
@@ -241,6 +241,28 @@ def run(
     elif parent_id and tracker:
         tracker.finish(parent_id)
     return result
+
+
+def _save_model(model: Model, run_dir: Path, result: RunResult) -> None:
+    """Save the fitted model into ``run_dir/model``; models without ``save`` are skipped with a note."""
+    from phonbench.records import MODEL_DIR
+
+    try:
+        model.save(run_dir / MODEL_DIR)
+    except NotImplementedError:
+        result.warnings.append(f"model {model.name!r} does not implement save(); no checkpoint kept")
+
+
+def load_run_model(run_dir: str | Path) -> Model:
+    """Reload the fitted model saved in a run directory (``runs/<id>``)."""
+    from phonbench.exceptions import DataError
+    from phonbench.records import MODEL_DIR, read_record
+
+    record = read_record(run_dir)
+    path = Path(run_dir) / MODEL_DIR
+    if not path.is_dir():
+        raise DataError(f"run {record['run_id']} has no saved model", "rerun it with a model that implements save()")
+    return MODELS.get(record["model"]["name"]).load(path)
 
 
 def _write_summary(out: Path, records: list[RunRecord], tracker: Any, parent_id: str | None):

@@ -67,6 +67,11 @@ def test_run_writes_record_predictions_and_mlflow(tiny_dataset, tmp_path):
     assert mlrun.data.metrics["test_mae"] == pytest.approx(record.metrics["test"]["mae"])
     assert mlrun.data.params["model"] == "dummy"
     assert mlrun.info.status == "FINISHED"
+    # the fitted model is kept and reloads to the same predictions
+    from phonbench.runner import load_run_model
+
+    again = load_run_model(result.run_dirs[0])
+    np.testing.assert_allclose(again.predict(make_data("modes", n_repeat=1))[:, :d], p[:1].repeat(8, 0), rtol=1e-6)
 
 
 @pytest.mark.parametrize("tiny_dataset", ["spectrum"], indirect=True)
