@@ -1,0 +1,95 @@
+"""Summary of a dataset for ``phonbench data info NAME``: card, counts, split sizes, statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from phonbench.datasets.base import Dataset
+from phonbench.datasets.bundled import REBUILD_FIX
+
+
+def _resolve(dataset: Dataset | str) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    from phonbench.registry import DATASETS
+
+    return DATASETS.get(dataset)()
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {"min": None, "max": None, "mean": None, "std": None}
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+    }
+
+
+def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Everything ``phonbench data info`` prints, as a JSON-serialisable dict.
+
+    Args:
+        dataset: a :class:`Dataset` instance or a registered dataset name.
+        split: split protocol to size (default: the card's default split).
+        seed: seed of seeded splits.
+
+    Returns:
+        ``{"name", "card", "counts", "split", "target_stats", "extras", "checksums"}`` where
+        ``counts`` has ``materials``, ``outputs`` and ``real_entries`` (entries the mask marks real);
+        ``split`` has ``name``, ``seed`` and ``folds`` (list of ``{"name", "train", "valid",
+        "test"}`` sizes); ``target_stats`` has ``min``/``max``/``mean``/``std`` over real entries
+        (in ``unit``) and ``mask_fraction`` (fraction of the ``(n, d)`` target entries that are real;
+        1.0 without padding); ``extras`` lists the per-material extra arrays; ``checksums`` has
+        ``files`` (``{file: ok}``) and ``verdict`` (``"ok"``, ``"mismatch"`` or ``"no bundled files"``);
+        ``error`` is ``None``, or on a checksum mismatch a one-line message, in which case the data is
+        not loaded and ``counts``, ``split``, ``target_stats`` and ``extras`` are ``None``.
+
+    Raises:
+        RegistryError: unknown dataset name.
+        ConfigError: unknown split name.
+    """
+    ds = _resolve(dataset)
+    files = ds.verify()
+    verdict = "no bundled files" if not files else ("ok" if all(files.values()) else "mismatch")
+    if verdict == "mismatch":
+        bad = ", ".join(name for name, ok in files.items() if not ok)
+        return {
+            "name": ds.name,
+            "card": ds.card.as_dict(),
+            "counts": None,
+            "split": None,
+            "target_stats": None,
+            "extras": None,
+            "checksums": {"files": files, "verdict": verdict},
+            "error": f"sha256 mismatch for {bad} — fix: {REBUILD_FIX}",
+        }
+    data = ds.load()
+    mask = data.effective_mask()
+    real = data.targets[mask]
+    chosen = ds.split(split, seed=seed)
+    return {
+        "name": ds.name,
+        "card": ds.card.as_dict(),
+        "counts": {
+            "materials": len(data),
+            "outputs": int(data.task.n_outputs),
+            "real_entries": int(mask.sum()),
+        },
+        "split": {
+            "name": chosen.name,
+            "seed": chosen.seed,
+            "folds": [{"name": f.name, **f.sizes()} for f in chosen.folds],
+        },
+        "target_stats": {
+            **_stats(real),
+            "unit": data.task.unit,
+            "mask_fraction": float(mask.mean()) if mask.size else 0.0,
+        },
+        "extras": sorted(data.extras),
+        "checksums": {"files": files, "verdict": verdict},
+        "error": None,
+    }
