@@ -266,6 +266,27 @@ def _drop_option(args: list[str], name: str) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------------------- bench
+@app.command("bench")
+def bench_cmd(
+    suite: str = typer.Argument(..., help="Suite file, e.g. benchmarks/quick.toml."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Only this model/dataset pair (repeatable)."),
+    rerun: bool = typer.Option(False, "--rerun", help="Run finished entries again."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    out: str = typer.Option(None, "--out", "-o", help="Output directory [default: ./phonbench-results]."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+) -> None:
+    """Run a declarative benchmark suite; an interrupted suite continues where it stopped."""
+    from phonbench.bench import run_suite
+    from phonbench.runner import DEFAULT_OUT
+
+    console = _console()
+    state = run_suite(suite, out=out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT), only=only, rerun=rerun,
+                      device=device, tracking=not no_tracking, tracking_uri=tracking_uri, log=console.print)
+    console.print(f"{len(state['done'])} entries done")
+
+
 # ---------------------------------------------------------------------------- data
 @data_app.command("info")
 def data_info_cmd(
@@ -274,18 +295,64 @@ def data_info_cmd(
     seed: int = typer.Option(0, "--seed"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with user-provided data."),
     dataset_param: Optional[List[str]] = typer.Option(None, "--dataset-param", help="Dataset option key=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw JSON."),
 ) -> None:
     """Print a dataset's card, counts, split sizes, target statistics and checksum verdict."""
     import json
-
-    from rich.panel import Panel
 
     from phonbench.datasets.info import dataset_info
     from phonbench.runner import load_dataset, parse_params
 
     ds = load_dataset(name, data_dir, **parse_params(dataset_param))
     info = dataset_info(ds, split=split, seed=seed)
-    _console().print(Panel(json.dumps(info, indent=2, default=str), title=f"dataset {ds.name}"))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+    else:
+        _print_info(info)
+    if info.get("error"):
+        raise PhonbenchError(info["error"])
+
+
+def _print_info(info: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    card = info["card"]
+    task = card["task"]
+    table = Table(title=f"dataset {info['name']}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    grid = task.get("grid")
+    task_text = f"{task['kind']} ({task['target']}, {task['n_outputs']} outputs, unit {task['unit']})"
+    if grid:
+        task_text += f"; grid {grid[0]:g}..{grid[-1]:g} {task.get('grid_unit') or ''} ({len(grid)} points)"
+    rows = [("description", card["description"]), ("task", task_text), ("version", str(card["version"])),
+            ("source", card["source"]), ("license", card["license"]), ("citation", card["citation"]),
+            ("splits", f"{', '.join(card['splits'])} (default {card['default_split']})"),
+            ("metrics", f"{', '.join(card['default_metrics'])} (primary {card['primary_metric']})")]
+    if card.get("notes"):
+        rows.append(("notes", card["notes"]))
+    if info.get("counts"):
+        rows.append(("materials", str(info["counts"]["materials"])))
+        rows.append(("extras", ", ".join(info.get("extras") or [])))
+    stats = info.get("target_stats")
+    if stats:
+        rows.append(("targets", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
+                                f"std {stats['std']:.4g} {stats['unit']}; real entries {stats['mask_fraction']:.1%}"))
+    checks = info.get("checksums") or {}
+    files = ", ".join(f"{f} {'ok' if ok else 'MISMATCH'}" for f, ok in (checks.get("files") or {}).items())
+    rows.append(("checksums", f"{checks.get('verdict', 'n/a')}" + (f" ({files})" if files else "")))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    split = info.get("split")
+    if split:
+        st = Table(title=f"split {split['name']} (seed {split['seed']})", title_justify="left")
+        for col in ("fold", "train", "valid", "test"):
+            st.add_column(col, justify="right")
+        for fold in split["folds"]:
+            st.add_row(str(fold["name"]), str(fold["train"]), str(fold["valid"]), str(fold["test"]))
+        console.print(st)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,70 @@
+"""Benchmark suites: parsing, running, resuming, --only, bad files."""
+
+from __future__ import annotations
+
+import pytest
+
+from phonbench.bench import load_suite, run_suite
+from phonbench.exceptions import ConfigError
+from phonbench.registry import DATASETS
+from test_runner import _tiny_dataset_class
+
+SUITE = """
+[suite]
+name = "mini"
+seeds = [0, 1]
+
+[[entry]]
+model = "dummy"
+dataset = "tiny_scalar"
+
+[[entry]]
+model = "dummy"
+dataset = "tiny_scalar"
+split = "kfold5"
+folds = [0, 1]
+seeds = [2]
+"""
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    cls = _tiny_dataset_class("scalar")
+    DATASETS.register(cls.card.name)(cls)
+    path = tmp_path / "mini.toml"
+    path.write_text(SUITE)
+    yield path
+    DATASETS.unregister(cls.card.name)
+
+
+def test_suite_runs_and_resumes(suite_file, tmp_path):
+    logs: list[str] = []
+    state = run_suite(suite_file, out=tmp_path / "out", tracking=False, log=logs.append)
+    assert len(state["done"]) == 3  # 2 seeds + 1 seed
+    assert sum(len(v) for v in state["done"].values()) == 2 + 2
+    logs.clear()
+    run_suite(suite_file, out=tmp_path / "out", tracking=False, log=logs.append)
+    assert all(line.startswith("skip") for line in logs) and len(logs) == 3
+    n_runs = len(list((tmp_path / "out" / "runs").iterdir()))
+    assert n_runs == 4
+    run_suite(suite_file, out=tmp_path / "out", tracking=False, log=logs.append, rerun=True, only=["DUMMY/tiny-scalar"])
+    assert len(list((tmp_path / "out" / "runs").iterdir())) == 8
+
+
+def test_bad_suite_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[entry]]\nmodel = 'dummy'\n")
+    with pytest.raises(ConfigError, match="needs model and dataset"):
+        load_suite(bad)
+    bad.write_text("[[entry]\n")
+    with pytest.raises(ConfigError, match="cannot read suite"):
+        load_suite(bad)
+
+
+def test_shipped_suites_parse():
+    from pathlib import Path
+
+    suites = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.toml"))
+    assert {p.stem for p in suites} >= {"quick", "papers", "full"}
+    for path in suites:
+        assert load_suite(path).entries
