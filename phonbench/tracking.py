@@ -47,8 +47,9 @@ class Tracker:
     """
 
     def __init__(self, out_dir: str | Path, uri: str | None = None):
-        _quiet()
         from mlflow.tracking import MlflowClient
+
+        _quiet()  # after the import: mlflow configures its loggers when imported
 
         self.out_dir = Path(out_dir)
         self.uri = resolve_uri(out_dir, uri)
