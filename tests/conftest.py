@@ -33,44 +33,8 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def make_crystals():
-    """Eight tiny ordered crystals (2–5 atoms) covering common prototypes."""
-    from pymatgen.core import Lattice, Structure
-
-    fcc = Lattice.cubic
-    return [
-        Structure.from_spacegroup("Fm-3m", fcc(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure(),
-        Structure.from_spacegroup("Pm-3m", fcc(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-        Structure.from_spacegroup("F-43m", fcc(5.43), ["Si", "C"], [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure(),
-        Structure.from_spacegroup("Fm-3m", fcc(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure(),
-        Structure.from_spacegroup("Pm-3m", fcc(3.90), ["Sr", "Ti", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]]),
-        Structure.from_spacegroup("Fm-3m", fcc(5.46), ["Ca", "F"], [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure(),
-        Structure.from_spacegroup("Pm-3m", fcc(2.87), ["Fe"], [[0, 0, 0]]),
-        Structure.from_spacegroup("F-43m", fcc(5.65), ["Ga", "As"], [[0, 0, 0], [0.25, 0.25, 0.25]]).get_primitive_structure(),
-    ]
-
-
-def make_data(kind: str = "spectrum", n_repeat: int = 2, seed: int = 0):
-    """A tiny :class:`PhononData` of ``8 * n_repeat`` materials with random targets of ``kind``."""
-    from phonbench.datasets.base import PhononData, Task
-
-    rng = np.random.default_rng(seed)
-    structures = make_crystals() * n_repeat
-    n = len(structures)
-    ids = [f"m{i:03d}" for i in range(n)]
-    n_atoms = np.array([len(s) for s in structures])
-    if kind == "spectrum":
-        task = Task("spectrum", 11, "a.u.", "dos", tuple(np.linspace(0, 1000, 11)), "cm^-1")
-        y = rng.random((n, 11))
-        return PhononData(ids, structures, y / y.max(axis=1, keepdims=True), task, extras={"n_atoms": n_atoms})
-    if kind == "modes":
-        d = 3 * int(n_atoms.max())
-        task = Task("modes", d, "THz", "gamma_frequencies")
-        mask = np.arange(d)[None, :] < 3 * n_atoms[:, None]
-        y = np.where(mask, -np.sort(-rng.random((n, d)) * 20, axis=1), 0.0)
-        return PhononData(ids, structures, y, task, mask=mask, extras={"n_atoms": n_atoms})
-    task = Task("scalar", 1, "cm^-1", "last_phdos_peak")
-    return PhononData(ids, structures, rng.random((n, 1)) * 500, task, extras={"n_atoms": n_atoms})
+from phonbench.testing import tiny_crystals as make_crystals  # noqa: E402  (re-exported for tests)
+from phonbench.testing import tiny_data as make_data  # noqa: E402
 
 
 def install_fake_distribution(root: Path, dist: str, version: str, module: str, body: str,
@@ -99,4 +63,5 @@ def crystals():
 
 @pytest.fixture(params=["spectrum", "modes", "scalar"])
 def tiny_data(request):
+    """A tiny dataset of each task kind."""
     return make_data(request.param)
