@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -41,13 +42,27 @@ def make_storage(storage: str | None, out: Path, study_name: str):
         return optuna.storages.journal.JournalStorage(backend)
     if "://" not in storage:
         raise ConfigError(f"storage {storage!r} is not a URL", "use sqlite:///file.db, postgresql://... or a .journal path")
+    storage = _sqlalchemy_url(storage)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     kwargs: dict[str, Any] = {"heartbeat_interval": 10, "grace_period": 30}
-    if retry_cls is not None:
-        kwargs["heartbeat_stale_trial_callback"] = retry_cls(max_retry=3)
-    else:  # older Optuna
+    if retry_cls is None:  # older Optuna
         kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=3)
-    return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if retry_cls is not None:
+            kwargs["heartbeat_stale_trial_callback"] = retry_cls(max_retry=3)
+        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Use the psycopg (v3) driver for ``postgresql://`` URLs when psycopg2 is not installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        if importlib.util.find_spec("psycopg") is None:
+            raise ConfigError("PostgreSQL storage needs a driver", "pip install 'phonbench[postgres]'")
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def _sampler(name: str, seed: int):
