@@ -219,7 +219,8 @@ def run(
             timings={"fit_s": fit.fit_s, "predict_s": fit.predict_s,
                      "total_s": time.perf_counter() - t_start},
             peak_memory_mb=peak_memory_mb(),
-            environment=environment(getattr(fit.model, "device_used", "cpu")),
+            environment={**environment(getattr(fit.model, "device_used", "cpu")),
+                         "plugins": _plugin_versions(model_cls.name, card.name, metric_names)},
             history=list(fit.model.history),
             tags=list(tags),
             extra=dict(extra or {}),
@@ -241,6 +242,18 @@ def run(
     elif parent_id and tracker:
         tracker.finish(parent_id)
     return result
+
+
+def _plugin_versions(model: str, dataset: str, metrics: Sequence[str]) -> dict[str, str]:
+    """``{"model:e3nn": "phonbench 0.1.0", ...}`` for every plugin this run used."""
+    from phonbench.registry import METRICS
+
+    pairs = [("model", MODELS, model), ("dataset", DATASETS, dataset)] + [("metric", METRICS, m) for m in metrics]
+    out = {}
+    for kind, registry, name in pairs:
+        prov = registry.provider(name)
+        out[f"{kind}:{name}"] = f"{prov.distribution} {prov.version}".strip()
+    return out
 
 
 def _save_model(model: Model, run_dir: Path, result: RunResult) -> None:

@@ -49,6 +49,8 @@ def test_run_writes_record_predictions_and_mlflow(tiny_dataset, tmp_path):
     assert data["model"]["provider"]["distribution"] == "phonbench"
     assert data["dataset"]["sizes"] == {"train": 20, "valid": 2, "test": 2}
     assert data["environment"]["python"] and data["timings"]["fit_s"] >= 0
+    assert data["environment"]["plugins"]["model:dummy"].startswith("phonbench ")
+    assert data["environment"]["plugins"]["metric:mae"].startswith("phonbench ")
     # predictions: one row per material of each split, mask columns for modes
     with open(result.run_dirs[0] / "predictions.csv") as fh:
         rows = list(csv.DictReader(fh))
