@@ -101,38 +101,58 @@ def run_cmd(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with user-provided data."),
+    train_fraction: str = typer.Option(
+        "1.0", "--train-fraction", help="Fraction(s) of the training rows, e.g. 0.25,0.5,1.0 (learning curve)."
+    ),
 ) -> None:
     """Train MODEL on DATASET, score valid and test, write a record and log to MLflow."""
     from phonbench.runner import DEFAULT_OUT, parse_params, run
 
     console = _console()
     out = out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)
+    try:
+        fractions = [float(x) for x in train_fraction.split(",") if x.strip()]
+    except ValueError:
+        raise PhonbenchError(f"bad --train-fraction {train_fraction!r}", "give numbers like 0.25,0.5,1.0") from None
 
     def on_fold(record) -> None:
         console.print(_metrics_table(record))
 
-    result = run(
-        model,
-        dataset,
-        split=split,
-        seed=seed,
-        params=parse_params(param),
-        device=device,
-        out=out,
-        tracking_uri=tracking_uri,
-        tracking=not no_tracking,
-        data_dir=data_dir,
-        dataset_options=parse_params(dataset_param),
-        folds=fold or None,
-        on_fold=on_fold,
-    )
-    if result.summary:
-        console.print(_summary_table(result.summary))
-        console.print(f"summary: {result.summary_path}")
-    for path in result.run_dirs:
-        console.print(f"record: {path / 'record.json'}")
+    all_records = []
+    for fraction in fractions:
+        result = run(
+            model, dataset, split=split, seed=seed, params=parse_params(param), device=device, out=out,
+            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
+            dataset_options=parse_params(dataset_param), folds=fold or None, on_fold=on_fold,
+            train_fraction=fraction,
+        )
+        all_records.extend(result.records)
+        if result.summary:
+            console.print(_summary_table(result.summary))
+            console.print(f"summary: {result.summary_path}")
+        for path in result.run_dirs:
+            console.print(f"record: {path / 'record.json'}")
+    if len(fractions) > 1:
+        _learning_curve(console, all_records, out)
     if result.tracking_uri:
         console.print(f"MLflow: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _learning_curve(console, records, out) -> None:
+    """Test metrics against training-set size (Nguyen et al. Fig. 7b): table + plot."""
+    from rich.table import Table
+
+    primary = records[0].primary_metric
+    table = Table(title="learning curve (test)", title_justify="left")
+    for col in ("train fraction", "n_train", f"{primary} (mean over folds)"):
+        table.add_column(col, justify="right")
+    by_fraction: dict[float, list] = {}
+    for r in records:
+        by_fraction.setdefault(r.dataset["train_fraction"], []).append(r)
+    for fraction, recs in sorted(by_fraction.items()):
+        values = [r.metrics["test"][primary] for r in recs]
+        table.add_row(f"{fraction:g}", str(recs[0].dataset["sizes"]["train"]), f"{sum(values) / len(values):.5g}")
+    console.print(table)
 
 
 def _metrics_table(record):

@@ -118,6 +118,16 @@ def score_splits(fit: FitResult, metric_names: Sequence[str]) -> dict[str, dict[
     return out
 
 
+def subsample_train(fold: Fold, fraction: float, seed: int) -> Fold:
+    """``fold`` with a seeded ``fraction`` of its training rows (at least one); others unchanged."""
+    if fraction >= 1.0:
+        return fold
+    rng = np.random.default_rng(seed + 7919)
+    n = max(1, int(round(fraction * len(fold.train))))
+    train = np.sort(rng.choice(fold.train, size=n, replace=False))
+    return Fold(train, fold.valid, fold.test, fold.name)
+
+
 @dataclass
 class RunResult:
     """What :func:`run` produced: one record per fold, their directories, and a summary."""
@@ -147,6 +157,7 @@ def run(
     metrics: Sequence[str] | None = None,
     tags: Sequence[str] = ("default",),
     extra: Mapping[str, Any] | None = None,
+    train_fraction: float = 1.0,
     on_fold: Callable[[RunRecord], None] | None = None,
 ) -> RunResult:
     """Train and score ``model`` on ``dataset`` for every fold of ``split``; write records.
@@ -161,6 +172,8 @@ def run(
         tracking_uri / tracking: MLflow store override / switch MLflow off.
         folds: restrict to these fold indices (default: all).
         metrics: metric names (default: the dataset card's default metrics).
+        train_fraction: train on a seeded subset of this fraction of each fold's training rows
+            (valid and test unchanged) — for training-set-size studies.
         on_fold: called with each finished record (for progress output).
     """
     out = Path(out)
@@ -186,8 +199,10 @@ def run(
     if tracker and len(chosen) > 1:
         parent_id = tracker.start_run(card.name, f"{card.name}-{model_cls.name}-{protocol.name}",
                                       tags={"phonbench.kind": "folds"})
+    if not 0.0 < train_fraction <= 1.0:
+        raise ConfigError(f"train fraction {train_fraction} is outside (0, 1]", "use e.g. 0.25,0.5,1.0")
     for i in chosen:
-        fold = protocol.folds[i]
+        fold = subsample_train(protocol.folds[i], train_fraction, seed)
         t_start = time.perf_counter()
         fit = fit_and_predict(model_cls, params, data, fold, seed=seed, device=device)
         scores = score_splits(fit, metric_names)
@@ -208,6 +223,7 @@ def run(
                 "split_seed": protocol.seed,
                 "fold": fold.name,
                 "n_folds": len(protocol.folds),
+                "train_fraction": train_fraction,
                 "sizes": fold.sizes(),
                 "task": card.task.as_dict(),
                 "provider": DATASETS.provider(card.name).as_dict(),

@@ -123,3 +123,13 @@ def test_parse_params():
         "epochs": 5, "lr": 1e-3, "name": "rf", "flag": True, "dims": [1, 2]}
     with pytest.raises(ConfigError, match="key=value"):
         parse_params(["oops"])
+
+
+def test_train_fraction_subsamples_train_only(tiny_dataset, tmp_path):
+    full = run("dummy", tiny_dataset, out=tmp_path, tracking=False).records[0]
+    half = run("dummy", tiny_dataset, out=tmp_path, tracking=False, train_fraction=0.5).records[0]
+    assert half.dataset["sizes"]["train"] == full.dataset["sizes"]["train"] // 2
+    assert half.dataset["sizes"]["test"] == full.dataset["sizes"]["test"]
+    assert half.dataset["train_fraction"] == 0.5
+    with pytest.raises(ConfigError, match="outside"):
+        run("dummy", tiny_dataset, out=tmp_path, tracking=False, train_fraction=1.5)
