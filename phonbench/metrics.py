@@ -8,7 +8,7 @@ is registered through the ``phonbench.metrics`` entry-point group.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
 import numpy as np
 
@@ -17,7 +17,8 @@ from phonbench.exceptions import ConfigError, DataError
 if TYPE_CHECKING:
     from phonbench.datasets.base import Task
 
-MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray, "Task | None"], float]
+#: ``fn(y_true, y_pred, mask, task)``; metrics with :attr:`Metric.needs` also take ``extras=``
+MetricFn = Callable[..., float]
 TARGET_UNIT = "target"  # placeholder: the metric is in the task's target unit
 
 
@@ -33,6 +34,9 @@ class Metric:
             unit), ``"1"`` (dimensionless) or a literal unit string.
         task_kinds: task kinds the metric applies to.
         description: one line for ``phonbench list``.
+        needs: names of per-material extras the metric reads (e.g. ``("n_atoms",)``). When not
+            empty, ``fn`` is called with an extra keyword ``extras={name: (n,) array}`` holding
+            exactly these entries; a missing one raises :class:`ConfigError`.
     """
 
     name: str
@@ -41,9 +45,15 @@ class Metric:
     unit: str
     task_kinds: tuple[str, ...] = ("spectrum", "modes", "scalar")
     description: str = ""
+    needs: tuple[str, ...] = ()
 
     def __call__(
-        self, y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None, task: Task | None = None
+        self,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        mask: np.ndarray | None = None,
+        task: Task | None = None,
+        extras: Mapping[str, np.ndarray] | None = None,
     ) -> float:
         y_true, y_pred, mask = _prepare(y_true, y_pred, mask)
         if task is not None and task.kind not in self.task_kinds:
@@ -51,7 +61,24 @@ class Metric:
                 f"metric {self.name!r} does not apply to {task.kind!r} tasks",
                 f"it applies to: {', '.join(self.task_kinds)}",
             )
-        return float(self.fn(y_true, y_pred, mask, task))
+        if not self.needs:
+            return float(self.fn(y_true, y_pred, mask, task))
+        return float(self.fn(y_true, y_pred, mask, task, extras=self._needed(extras, len(y_true))))
+
+    def _needed(self, extras: Mapping[str, np.ndarray] | None, n: int) -> dict[str, np.ndarray]:
+        extras = extras or {}
+        missing = [k for k in self.needs if k not in extras]
+        if missing:
+            raise ConfigError(
+                f"metric {self.name!r} needs the per-material extra(s) {', '.join(missing)}, "
+                f"which the data does not provide",
+                "use a dataset that stores them in PhononData.extras, or drop this metric",
+            )
+        out = {k: np.asarray(extras[k]) for k in self.needs}
+        for key, value in out.items():
+            if len(value) != n:
+                raise DataError(f"extra {key!r} has {len(value)} rows for {n} scored materials")
+        return out
 
     def unit_for(self, task: Task | None) -> str:
         """Concrete unit string of this metric for ``task``."""
@@ -156,14 +183,26 @@ MEAN_FREQUENCY_ERROR = Metric(
 
 
 def score(
-    names: list[str] | tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None, task: Task
+    names: list[str] | tuple[str, ...],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    mask: np.ndarray | None,
+    task: Task,
+    extras: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Evaluate registered metrics by name; metrics not applicable to ``task.kind`` are skipped."""
+    """Evaluate registered metrics by name; metrics not applicable to ``task.kind`` are skipped.
+
+    ``extras`` are the per-material arrays of the scored rows (``PhononData.extras``); they reach
+    only metrics that declare them in :attr:`Metric.needs`.
+    """
     from phonbench.registry import METRICS
 
     out: dict[str, float] = {}
     for name in names:
         metric: Metric = METRICS.get(name)
         if task.kind in metric.task_kinds:
-            out[metric.name] = metric(y_true, y_pred, mask, task)
+            if getattr(metric, "needs", ()):
+                out[metric.name] = metric(y_true, y_pred, mask, task, extras=extras)
+            else:
+                out[metric.name] = metric(y_true, y_pred, mask, task)
     return out

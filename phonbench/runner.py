@@ -114,7 +114,7 @@ def score_splits(fit: FitResult, metric_names: Sequence[str]) -> dict[str, dict[
     out = {}
     for split, pred in fit.predictions.items():
         part = fit.parts[split]
-        out[split] = score(list(metric_names), part.targets, pred, part.mask, part.task)
+        out[split] = score(list(metric_names), part.targets, pred, part.mask, part.task, extras=part.extras)
     return out
 
 

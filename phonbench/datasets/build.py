@@ -116,8 +116,9 @@ def process_petretto(mp_id: str, doc: dict) -> dict[str, Any]:
 
     Returns:
         dict with ``structure`` (pymatgen), ``dos`` ``(51,)``, ``dos_scale`` (states/(cm⁻¹·cell)),
-        ``gamma`` ``(3N,)`` THz sorted descending, ``lo_to_spread`` (THz), ``cv`` (J/(K·mol),
-        one per :data:`CV_TEMPERATURES_K`, NaN without thermo) and ``has_neg_fr``.
+        ``gamma`` ``(3N,)`` THz sorted descending, ``lo_to_spread`` (THz), ``cv`` (J/(K·mol of
+        unit cells) = Petretto's per-formula-unit C_v × Z, one per :data:`CV_TEMPERATURES_K`, NaN
+        without thermo) and ``has_neg_fr``.
 
     Raises:
         DataError: no Γ point in the band structure, or inconsistent atom counts.
@@ -138,10 +139,12 @@ def process_petretto(mp_id: str, doc: dict) -> dict[str, Any]:
     if len(structure) != n or bands.shape[1] != 3 * n:
         raise DataError(f"{mp_id}: {len(structure)} CIF sites, nsites {n}, {bands.shape[1]} bands")
     thermo = doc.get("thermo") or {}
+    # Petretto's thermo is per mole of formula units: times Z gives per mole of unit cells.
+    z_formula = structure.composition.get_reduced_composition_and_factor()[1]
     cv = []
     for t in CV_TEMPERATURES_K:
         hit = np.flatnonzero(np.isclose(thermo.get("temperature", []), t))
-        cv.append(float(thermo["C_v"][hit[0]]) if len(hit) else np.nan)
+        cv.append(float(thermo["C_v"][hit[0]]) * z_formula if len(hit) else np.nan)
     return {
         "structure": structure,
         "dos": dos,

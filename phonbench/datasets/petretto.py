@@ -57,7 +57,7 @@ DOS_NOTES = (
     "(cm^-1), so 3N*target/dos_norm integrates to 3N (phonbench.physics.physical_dos); dos_scale = the "
     "smoothed raw DoS at the target maximum in states/(cm^-1 cell), so target*dos_scale is the physical "
     "smoothed DoS (integral 3N less any part above 1000 cm^-1); cv_100K/cv_300K/cv_800K = Petretto thermo "
-    "C_v in J/(K mol of cells), NaN for the 276 has_neg_fr materials without thermo; has_neg_fr flag. "
+    "C_v (given per mole of formula units) times Z, i.e. J/(K mol of unit cells), NaN for the 276 has_neg_fr materials without thermo; has_neg_fr flag. "
     "Splits: tutorial = the e3nn tutorial's element-balanced idx_train/valid/test (1192/141/189, "
     "seed-independent); random (80/10/10) and kfold5 are seeded."
 )
@@ -96,7 +96,9 @@ class DosDataset(BundledDataset):
         version="1",
         default_split="tutorial",
         splits=("tutorial", "random", "kfold5"),
-        default_metrics=("mse", "mae", "r2_aggregated", "mean_frequency_error"),
+        default_metrics=(
+            "mse", "mae", "r2_aggregated", "mean_frequency_error", "wasserstein", "heat_capacity_error"
+        ),
         primary_metric="mse",
         files=card_files((STRUCTURES_FILE, "dos.npz")),
         size=1522,

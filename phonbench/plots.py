@@ -1,0 +1,468 @@
+"""Figures of a run: parity, per-material error histograms, DoS examples, training curves.
+
+Every function takes arrays (not files), writes one PNG and returns its path. Output is
+deterministic: matplotlib's default style (independent of the user's matplotlibrc), the Agg
+canvas, fixed figure sizes and dpi, and no software/date metadata in the file.
+:func:`plot_run` reads a run directory (``record.json`` + ``predictions.csv``) and writes all
+applicable figures to ``<run_dir>/plots/``; :func:`learning_curve_table` and
+:func:`plot_learning_curve` summarise a training-set-size study (Nguyen et al. 2022, Fig. 7b).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from phonbench.exceptions import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from phonbench.datasets.base import Task
+
+DPI = 120
+PLOTS_DIR = "plots"
+SPLIT_COLORS = {"train": "tab:blue", "valid": "tab:green", "test": "tab:orange"}
+
+
+# ---------------------------------------------------------------------- figure plumbing
+@contextmanager
+def _figure(path: str | Path, size: tuple[float, float], nrows: int = 1, ncols: int = 1) -> Iterator[tuple[Figure, Any]]:
+    """A Figure with an Agg canvas and ``nrows × ncols`` axes, saved to ``path`` on exit."""
+    from matplotlib import style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with style.context("default"):
+        fig = Figure(figsize=size, dpi=DPI)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _unit_label(unit: str | None) -> str:
+    return f" ({unit})" if unit else ""
+
+
+# ---------------------------------------------------------------------- error helpers
+def per_material_errors(
+    y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None, kind: str = "mse"
+) -> np.ndarray:
+    """Per-material ``mse`` or ``mae`` over real entries, shape ``(n,)``.
+
+    Args:
+        y_true, y_pred: ``(n, d)`` arrays (1-D is treated as ``(n, 1)``).
+        mask: ``(n, d)`` booleans (True = real); ``None`` means all real.
+        kind: ``mse`` or ``mae``.
+    """
+    if kind not in ("mse", "mae"):
+        raise DataError(f"unknown error kind {kind!r}", "use 'mse' or 'mae'")
+    y = np.asarray(y_true, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    p = np.asarray(y_pred, dtype=np.float64).reshape(y.shape)
+    m = np.ones(y.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(y.shape)
+    diff = np.abs(y - p) if kind == "mae" else (y - p) ** 2
+    counts = np.maximum(m.sum(axis=1), 1)
+    return np.where(m, diff, 0.0).sum(axis=1) / counts
+
+
+def quartile_examples(errors: np.ndarray, per_quartile: int = 1) -> list[tuple[int, int]]:
+    """Materials representative of each quartile of ``errors`` (Chen et al. 2021, Fig. 2d).
+
+    Within quartile ``q`` (0 = lowest errors) the materials at the evenly spaced quantiles
+    ``(q + (k + 0.5) / per_quartile) / 4`` are chosen, e.g. the 12.5/37.5/62.5/87.5th percentiles
+    for ``per_quartile=1``.
+
+    Returns:
+        ``[(quartile, row_index), ...]`` ordered by quartile, then by error; a material is listed
+        once (fewer than ``4 * per_quartile`` materials give fewer picks).
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    order = np.argsort(errors, kind="stable")
+    out: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for q in range(4):
+        for k in range(per_quartile):
+            position = int(np.floor((q + (k + 0.5) / per_quartile) / 4 * len(errors)))
+            index = int(order[min(position, len(errors) - 1)]) if len(errors) else -1
+            if index >= 0 and index not in seen:
+                seen.add(index)
+                out.append((q, index))
+    return out
+
+
+# ---------------------------------------------------------------------- individual plots
+def plot_parity(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    path: str | Path,
+    mask: np.ndarray | None = None,
+    *,
+    unit: str | None = None,
+    title: str = "",
+) -> Path:
+    """Parity scatter of every real entry (Nguyen et al. 2022, Figs. 3 and 5).
+
+    Args:
+        y_true, y_pred: ``(n, d)`` arrays in ``unit``.
+        path: output PNG.
+        mask: ``(n, d)`` booleans (True = real); padding is not drawn.
+        unit: axis unit label.
+        title: figure title (R² and MAE over the plotted points are appended).
+    """
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    keep = np.ones_like(y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool).ravel()
+    y, p = y[keep], p[keep]
+    ss_tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    r2 = 1.0 - float(((y - p) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    mae = float(np.abs(y - p).mean()) if len(y) else float("nan")
+    with _figure(path, (4.8, 4.5)) as (_, axes):
+        ax = axes[0, 0]
+        ax.scatter(y, p, s=4, alpha=0.4, color="tab:blue", linewidths=0, rasterized=True)
+        lo = float(min(y.min(), p.min())) if len(y) else 0.0
+        hi = float(max(y.max(), p.max())) if len(y) else 1.0
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("true" + _unit_label(unit))
+        ax.set_ylabel("predicted" + _unit_label(unit))
+        ax.set_title(f"{title + ': ' if title else ''}R² = {r2:.3f}, MAE = {mae:.3g}", fontsize=10)
+    return Path(path)
+
+
+def plot_error_histograms(
+    errors: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    xlabel: str = "per-material error",
+    title: str = "",
+    bins: int = 30,
+) -> Path:
+    """Overlaid per-material error histograms, e.g. train vs test (Nguyen et al. 2022, Figs. 4, 6).
+
+    Args:
+        errors: ``{split: (n_split,) errors}``; histograms share bins and are density-normalised.
+        path: output PNG.
+        xlabel, title: labels.
+        bins: number of shared bins.
+    """
+    values = [np.asarray(v, dtype=np.float64) for v in errors.values() if len(v)]
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=bins) if values else np.linspace(0, 1, bins + 1)
+    with _figure(path, (5.5, 4.0)) as (_, axes):
+        ax = axes[0, 0]
+        for split, v in errors.items():
+            v = np.asarray(v, dtype=np.float64)
+            if len(v):
+                ax.hist(v, bins=edges, density=True, histtype="step", lw=1.5,
+                        color=SPLIT_COLORS.get(split), label=f"{split} (n={len(v)}, mean {v.mean():.3g})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+        if title:
+            ax.set_title(title, fontsize=10)
+    return Path(path)
+
+
+def plot_dos_quartiles(
+    grid: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    path: str | Path,
+    *,
+    ids: Sequence[str] | None = None,
+    per_quartile: int = 3,
+    grid_unit: str | None = "cm^-1",
+) -> Path:
+    """Predicted vs true DoS of materials picked at each quartile of per-material MSE (Chen Fig. 2d).
+
+    Args:
+        grid: ``(d,)`` frequencies in ``grid_unit``.
+        y_true, y_pred: ``(n, d)`` DoS.
+        path: output PNG.
+        ids: material names for panel titles.
+        per_quartile: materials per quartile (one row of panels per quartile).
+        grid_unit: x-axis unit label.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    errors = per_material_errors(y_true, y_pred)
+    picks = quartile_examples(errors, per_quartile)
+    with _figure(path, (2.6 * per_quartile, 8.0), 4, per_quartile) as (_, axes):
+        used: dict[int, int] = {}
+        for q, i in picks:
+            ax = axes[q, used.get(q, 0)]
+            used[q] = used.get(q, 0) + 1
+            ax.fill_between(grid, np.asarray(y_true[i]), color="0.8", label="true")
+            ax.plot(grid, np.asarray(y_pred[i]), color="tab:red", lw=1.2, label="predicted")
+            name = ids[i] if ids is not None else f"#{i}"
+            ax.set_title(f"Q{q + 1} {name}\nMSE {errors[i]:.3g}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if q == 3:
+                ax.set_xlabel("frequency" + _unit_label(grid_unit), fontsize=8)
+        for q in range(4):
+            for k in range(used.get(q, 0), per_quartile):
+                axes[q, k].set_axis_off()
+        if picks:
+            axes[picks[0][0], 0].legend(fontsize=7)
+    return Path(path)
+
+
+def plot_training_history(
+    history: Sequence[Mapping[str, float]], path: str | Path, keys: Sequence[str] | None = None
+) -> Path:
+    """Per-epoch curves (default: every ``*_loss`` key, e.g. train_loss and valid_loss).
+
+    Args:
+        history: per-epoch dicts with ``epoch`` and metric values (``Model.history``).
+        path: output PNG.
+        keys: which keys to draw.
+
+    Raises:
+        DataError: empty history or none of ``keys`` present.
+    """
+    if not history:
+        raise DataError("the training history is empty", "only models trained in epochs have curves")
+    if keys is None:
+        keys = sorted({k for row in history for k in row if k.endswith("_loss")})
+    keys = [k for k in keys if any(k in row for row in history)]
+    if not keys:
+        raise DataError("the training history has none of the requested keys", "pass keys=[...] present in it")
+    positive = all(float(row[k]) > 0 for row in history for k in keys if k in row)
+    with _figure(path, (5.5, 4.0)) as (_, axes):
+        ax = axes[0, 0]
+        for key in keys:
+            rows = [row for row in history if key in row]
+            epochs = [row.get("epoch", j) for j, row in enumerate(rows)]
+            split = key.split("_")[0]
+            ax.plot(epochs, [float(row[key]) for row in rows], lw=1.5, color=SPLIT_COLORS.get(split), label=key)
+        if positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------- run directories
+def read_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Per-split arrays from ``<run_dir>/predictions.csv``.
+
+    Returns:
+        ``{split: {"ids": list[str], "y_true": (n, d), "y_pred": (n, d), "mask": (n, d) bool | None}}``.
+
+    Raises:
+        DataError: missing or malformed file.
+    """
+    import pandas as pd
+
+    from phonbench.records import PREDICTIONS_FILE
+
+    file = Path(run_dir) / PREDICTIONS_FILE
+    if not file.is_file():
+        raise DataError(f"no {PREDICTIONS_FILE} in {run_dir}", "pass a run directory written by phonbench run")
+    table = pd.read_csv(file, dtype={"id": str, "split": str})
+    true_cols = [c for c in table.columns if c.startswith("y_true_")]
+    pred_cols = [c for c in table.columns if c.startswith("y_pred_")]
+    mask_cols = [c for c in table.columns if c.startswith("mask_")]
+    if not true_cols or len(true_cols) != len(pred_cols):
+        raise DataError(f"{file} has no matching y_true_*/y_pred_* columns", "rerun the experiment")
+    out = {}
+    for split, part in table.groupby("split", sort=False):
+        out[str(split)] = {
+            "ids": part["id"].tolist(),
+            "y_true": part[true_cols].to_numpy(np.float64),
+            "y_pred": part[pred_cols].to_numpy(np.float64),
+            "mask": part[mask_cols].to_numpy(np.int64).astype(bool) if mask_cols else None,
+        }
+    return out
+
+
+def _task_from_record(record: Mapping[str, Any]) -> Task:
+    from phonbench.datasets.base import Task
+
+    task = dict(record["dataset"]["task"])
+    if task.get("grid") is not None:
+        task["grid"] = tuple(task["grid"])
+    return Task(**task)
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Write every applicable figure of a run into ``<run_dir>/plots/`` and return their paths.
+
+    Figures: ``parity_test.png`` (or the last predicted split), ``errors_histogram.png`` (per-material
+    MSE for spectra, MAE otherwise, all predicted splits), ``dos_quartiles.png`` (spectra) and
+    ``training_history.png`` (models with per-epoch losses).
+    """
+    from phonbench.records import read_record
+
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    task = _task_from_record(record)
+    preds = read_predictions(run_dir)
+    out_dir = run_dir / PLOTS_DIR
+    title = f"{record['model']['name']} on {record['dataset']['name']}"
+    main = next((s for s in ("test", "valid", "train") if s in preds), None)
+    paths: list[Path] = []
+    if main is not None:
+        part = preds[main]
+        paths.append(plot_parity(part["y_true"], part["y_pred"], out_dir / f"parity_{main}.png", part["mask"],
+                                 unit=task.unit, title=f"{title} ({main})"))
+        kind = "mse" if task.kind == "spectrum" else "mae"
+        errors = {s: per_material_errors(v["y_true"], v["y_pred"], v["mask"], kind) for s, v in preds.items()}
+        unit = f"({task.unit})^2" if kind == "mse" else task.unit
+        paths.append(plot_error_histograms(errors, out_dir / "errors_histogram.png",
+                                           xlabel=f"per-material {kind.upper()}{_unit_label(unit)}", title=title))
+        if task.kind == "spectrum":
+            paths.append(plot_dos_quartiles(task.grid_array(), part["y_true"], part["y_pred"],
+                                            out_dir / "dos_quartiles.png", ids=part["ids"], grid_unit=task.grid_unit))
+    history = record.get("history") or []
+    if any(k.endswith("_loss") for row in history for k in row):
+        paths.append(plot_training_history(history, out_dir / "training_history.png"))
+    return paths
+
+
+# ---------------------------------------------------------------------- training-set-size study
+def _as_record(item: Any) -> dict[str, Any]:
+    from phonbench.records import read_record
+
+    if isinstance(item, Mapping):
+        return dict(item)
+    if hasattr(item, "to_dict"):
+        return item.to_dict()
+    return read_record(item)
+
+
+def learning_curve_table(records: Sequence[Any], split: str = "test", metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Metrics against training-set size, averaged over runs (seeds/folds) of the same fraction.
+
+    Args:
+        records: record dicts, :class:`~phonbench.records.RunRecord` objects or run directories.
+            The train fraction is read from ``extra["train_fraction"]`` (runs without it count as
+            fraction ``n_train / max(n_train)``); ``n_train`` from ``dataset["sizes"]["train"]``.
+        split: which split's metrics to tabulate.
+        metrics: metric names (default: every metric present in all records for ``split``).
+
+    Returns:
+        DataFrame sorted by ``n_train`` with columns ``fraction, n_train, n_runs`` and, per metric,
+        ``<metric>`` (mean) and ``<metric>_std`` (sample std, 0 for one run).
+
+    Raises:
+        DataError: no records, or a record without metrics for ``split``.
+    """
+    import pandas as pd
+
+    rows = [_as_record(r) for r in records]
+    if not rows:
+        raise DataError("no run records given for the learning curve", "pass the records of the study")
+    for r in rows:
+        if split not in r.get("metrics", {}):
+            raise DataError(f"run {r.get('run_id')} has no {split} metrics", "use split='valid' or rerun")
+    if metrics is None:
+        metrics = sorted(set.intersection(*(set(r["metrics"][split]) for r in rows)))
+    n_max = max(int(r["dataset"]["sizes"]["train"]) for r in rows)
+    flat = []
+    for r in rows:
+        n_train = int(r["dataset"]["sizes"]["train"])
+        fraction = (r.get("extra") or {}).get("train_fraction")
+        flat.append({"fraction": float(fraction) if fraction is not None else n_train / n_max, "n_train": n_train,
+                     **{m: r["metrics"][split].get(m, np.nan) for m in metrics}})
+    df = pd.DataFrame(flat)
+    grouped = df.groupby("fraction", sort=True)
+    table = grouped.agg(n_train=("n_train", "mean"), n_runs=("n_train", "size")).reset_index()
+    for m in metrics:
+        table[m] = grouped[m].mean().to_numpy()
+        table[f"{m}_std"] = grouped[m].std(ddof=1).fillna(0.0).to_numpy()
+    table["n_train"] = table["n_train"].round().astype(int)
+    return table.sort_values("n_train", kind="stable").reset_index(drop=True)
+
+
+def plot_learning_curve(table: pd.DataFrame, path: str | Path, metric: str, *, unit: str | None = None) -> Path:
+    """Test ``metric`` (mean ± std) against training-set size (Nguyen et al. 2022, Fig. 7b).
+
+    Args:
+        table: output of :func:`learning_curve_table`.
+        path: output PNG.
+        metric: column to plot.
+        unit: y-axis unit label.
+    """
+    if metric not in table.columns:
+        raise DataError(f"metric {metric!r} is not in the learning-curve table",
+                        f"use one of: {', '.join(c for c in table.columns if not c.endswith('_std'))}")
+    std = table.get(f"{metric}_std")
+    with _figure(path, (5.0, 4.0)) as (_, axes):
+        ax = axes[0, 0]
+        ax.errorbar(table["n_train"], table[metric], yerr=None if std is None else std, marker="o",
+                    capsize=3, color="tab:blue")
+        for _, row in table.iterrows():
+            ax.annotate(f"{row['fraction']:.0%}", (row["n_train"], row[metric]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("training-set size")
+        ax.set_ylabel(metric + _unit_label(unit))
+    return Path(path)
+
+
+# ---------------------------------------------------------------------- predictions of new structures
+def plot_predicted_dos(
+    grid: np.ndarray, dos: np.ndarray, path: str | Path, *, title: str = "", grid_unit: str = "cm^-1",
+    dos_unit: str = "states/(cm^-1 cell)",
+) -> Path:
+    """One predicted DoS (``phonbench predict`` writes one per structure).
+
+    Args:
+        grid: ``(d,)`` frequencies in ``grid_unit``.
+        dos: ``(d,)`` DoS in ``dos_unit``.
+        path: output PNG.
+        title: figure title (structure name, ω̄, C_V).
+    """
+    with _figure(path, (5.0, 3.5)) as (_, axes):
+        ax = axes[0, 0]
+        ax.fill_between(np.asarray(grid), np.asarray(dos), color="tab:red", alpha=0.35, lw=0)
+        ax.plot(grid, dos, color="tab:red", lw=1.2)
+        ax.set_xlabel("frequency" + _unit_label(grid_unit))
+        ax.set_ylabel("DoS" + _unit_label(dos_unit))
+        ax.set_ylim(bottom=0)
+        if title:
+            ax.set_title(title, fontsize=9)
+    return Path(path)
+
+
+def plot_alloy_series(
+    grid: np.ndarray, dos_matrix: np.ndarray, p_values: Sequence[float], path: str | Path, *,
+    grid_unit: str = "cm^-1", label: str = "p",
+) -> Path:
+    """DoS along an alloy series, coloured by composition (Chen et al. 2021, Fig. 4: Mg₃Sb₂₍₁₋ₚ₎Bi₂ₚ).
+
+    Args:
+        grid: ``(d,)`` frequencies in ``grid_unit``.
+        dos_matrix: ``(n_p, d)`` DoS, one row per composition.
+        p_values: ``(n_p,)`` fractions of end member B.
+        path: output PNG.
+        label: name of the composition variable in the colour bar.
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    dos_matrix = np.atleast_2d(np.asarray(dos_matrix, dtype=np.float64))
+    p_values = np.asarray(p_values, dtype=np.float64)
+    if len(p_values) != len(dos_matrix):
+        raise DataError(f"{len(p_values)} compositions for {len(dos_matrix)} DoS rows", "give one p per row")
+    norm = Normalize(float(p_values.min()), float(p_values.max()) if p_values.max() > p_values.min() else 1.0)
+    cmap = colormaps["viridis"]
+    with _figure(path, (5.5, 4.0)) as (fig, axes):
+        ax = axes[0, 0]
+        for p, row in zip(p_values, dos_matrix):
+            ax.plot(grid, row, color=cmap(norm(p)), lw=1.3)
+        ax.set_xlabel("frequency" + _unit_label(grid_unit))
+        ax.set_ylabel("DoS")
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
+    return Path(path)
