@@ -153,6 +153,17 @@ def _learning_curve(console, records, out) -> None:
         values = [r.metrics["test"][primary] for r in recs]
         table.add_row(f"{fraction:g}", str(recs[0].dataset["sizes"]["train"]), f"{sum(values) / len(values):.5g}")
     console.print(table)
+    from pathlib import Path
+
+    from phonbench.plots import learning_curve_table, plot_learning_curve
+    from phonbench.records import utc_now
+
+    curve = learning_curve_table([r.to_dict() for r in records])
+    first = records[0]
+    name = f"learning_curve-{first.dataset['name']}-{first.model['name']}-{utc_now()[:19].replace(':', '')}"
+    path = plot_learning_curve(curve, Path(out) / "learning_curves" / f"{name}.png", primary)
+    curve.to_csv(path.with_suffix(".csv"), index=False)
+    console.print(f"learning curve: {path}")
 
 
 def _metrics_table(record):
@@ -305,6 +316,101 @@ def bench_cmd(
     state = run_suite(suite, out=out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT), only=only, rerun=rerun,
                       device=device, tracking=not no_tracking, tracking_uri=tracking_uri, log=console.print)
     console.print(f"{len(state['done'])} entries done")
+
+
+# ---------------------------------------------------------------------------- predict / plot
+def _resolve_run(run: str, out: str | None) -> Any:
+    """A run directory from a path or a run id under ``<out>/runs``."""
+    from pathlib import Path
+
+    from phonbench.runner import DEFAULT_OUT
+
+    path = Path(run)
+    if path.is_dir():
+        return path
+    candidate = Path(out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)) / "runs" / run
+    if candidate.is_dir():
+        return candidate
+    raise PhonbenchError(f"run {run!r} not found (looked for {path} and {candidate})",
+                         "pass a run directory or a run id together with --out")
+
+
+@app.command("predict")
+def predict_cmd(
+    structures: List[str] = typer.Argument(..., help="Structure files, folders or globs (CIF/POSCAR/extxyz)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id or run directory whose model to use."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Saved model directory instead of --run."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Where to write predictions [default: ./predictions]."),
+    results: Optional[str] = typer.Option(None, "--results", help="Results dir holding runs/ (for --run ids)."),
+    temperature: Optional[List[float]] = typer.Option(None, "--temperature", "-T", help="Temperatures (K) for C_V."),
+    top: int = typer.Option(0, "--top", help="Rank and show the best K candidates."),
+    by: str = typer.Option("cv", "--by", help="cv | mean_frequency | any numeric column."),
+    alloy_series: Optional[List[str]] = typer.Option(
+        None, "--alloy-series", help="Two end-member files A B: predict the composition series between them."),
+    steps: int = typer.Option(11, "--steps", help="Points of the alloy series (with --alloy-series)."),
+) -> None:
+    """Predict DoS (or Γ modes), ω̄ and C_V(T) for structures; rank candidates; alloy series."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from phonbench import predict as pr
+
+    if bool(run) == bool(checkpoint):
+        raise PhonbenchError("give exactly one of --run or --checkpoint", "e.g. --run <run id> --results DIR")
+    model = pr.load_model(_resolve_run(run, results) if run else Path(checkpoint))
+    out_dir = Path(out or "predictions")
+    temps = tuple(temperature or (300.0,))
+    console = _console()
+    if alloy_series:
+        _alloy(console, model, alloy_series, structures, steps, out_dir)
+        return
+    table = pr.predict_structures(model, structures, temperatures=temps, out_dir=out_dir)
+    failed = table[~table["ok"]]
+    for _, row in failed.iterrows():
+        console.print(f"[yellow]skipped {row['file']}: {row['error']}[/yellow]")
+    shown = pr.rank_candidates(table, top=top, by=by) if top else table[table["ok"]]
+    view = Table(title=f"{len(table) - len(failed)} predicted, {len(failed)} skipped", title_justify="left")
+    columns = [c for c in shown.columns if c not in ("ok", "error", "file")]
+    for col in columns:
+        view.add_column(col, justify="right")
+    for _, row in shown.head(max(top, 20)).iterrows():
+        view.add_row(*[f"{v:.5g}" if isinstance(v, float) else str(v) for v in row[columns]])
+    console.print(view)
+    console.print(f"written: {out_dir / 'predictions.csv'}, {out_dir / 'predictions.json'}")
+
+
+def _alloy(console, model, ends: List[str], extra: List[str], steps: int, out_dir) -> None:
+    import numpy as np
+
+    from phonbench import predict as pr
+    from phonbench.structures import read_structure
+
+    files = list(ends) + [s for s in extra if s not in ends]
+    if len(files) != 2:
+        raise PhonbenchError(f"--alloy-series needs two end-member files, got {len(files)}",
+                             "e.g. --alloy-series Mg3Sb2.cif Mg3Bi2.cif")
+    series = pr.alloy_series(read_structure(files[0]), read_structure(files[1]), steps)
+    result = pr.predict(model, series, ids=[f"p={p:.2f}" for p in np.linspace(0, 1, steps)])
+    if result.dos is None:
+        raise PhonbenchError("the alloy series plot needs a spectrum (DoS) model", "use a model trained on dos")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = pr.plot_alloy_series(result.grid_cm1, result.dos, np.linspace(0, 1, steps), out_dir / "alloy_series.png")
+    result.table.to_csv(out_dir / "alloy_series.csv", index=False)
+    console.print(result.table.to_string(index=False))
+    console.print(f"written: {path}, {out_dir / 'alloy_series.csv'}")
+
+
+@app.command("plot")
+def plot_cmd(
+    run: str = typer.Argument(..., help="Run id or run directory."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Results dir holding runs/ (for run ids)."),
+) -> None:
+    """(Re)generate a run's figures: parity, error histograms, DoS quartiles, learning curves."""
+    from phonbench.plots import plot_run
+
+    for path in plot_run(_resolve_run(run, out)):
+        _console().print(f"written: {path}")
 
 
 # ---------------------------------------------------------------------------- data

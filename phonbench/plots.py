@@ -345,7 +345,7 @@ def learning_curve_table(records: Sequence[Any], split: str = "test", metrics: S
 
     Args:
         records: record dicts, :class:`~phonbench.records.RunRecord` objects or run directories.
-            The train fraction is read from ``extra["train_fraction"]`` (runs without it count as
+            The train fraction is read from ``dataset["train_fraction"]`` (or ``extra``) (runs without it count as
             fraction ``n_train / max(n_train)``); ``n_train`` from ``dataset["sizes"]["train"]``.
         split: which split's metrics to tabulate.
         metrics: metric names (default: every metric present in all records for ``split``).
@@ -371,7 +371,7 @@ def learning_curve_table(records: Sequence[Any], split: str = "test", metrics: S
     flat = []
     for r in rows:
         n_train = int(r["dataset"]["sizes"]["train"])
-        fraction = (r.get("extra") or {}).get("train_fraction")
+        fraction = r["dataset"].get("train_fraction", (r.get("extra") or {}).get("train_fraction"))
         flat.append({"fraction": float(fraction) if fraction is not None else n_train / n_max, "n_train": n_train,
                      **{m: r["metrics"][split].get(m, np.nan) for m in metrics}})
     df = pd.DataFrame(flat)

@@ -158,6 +158,7 @@ def run(
     tags: Sequence[str] = ("default",),
     extra: Mapping[str, Any] | None = None,
     train_fraction: float = 1.0,
+    plots: bool = True,
     on_fold: Callable[[RunRecord], None] | None = None,
 ) -> RunResult:
     """Train and score ``model`` on ``dataset`` for every fold of ``split``; write records.
@@ -174,6 +175,7 @@ def run(
         metrics: metric names (default: the dataset card's default metrics).
         train_fraction: train on a seeded subset of this fraction of each fold's training rows
             (valid and test unchanged) — for training-set-size studies.
+        plots: write parity/error/DoS/learning-curve PNGs into ``runs/<id>/plots`` (and MLflow).
         on_fold: called with each finished record (for progress output).
     """
     out = Path(out)
@@ -246,6 +248,8 @@ def run(
             for k, (s, p) in enumerate(fit.predictions.items())
         )
         run_dir = write_run(out, record, csv, write_extra=lambda d, m=fit.model: _save_model(m, d, result))
+        if plots:
+            _plot(run_dir, result)
         if tracker:
             record.mlflow_run_id = tracker.log_record(record.to_dict(), run_dir, parent_run_id=parent_id)
             update_record(run_dir, mlflow_run_id=record.mlflow_run_id)
@@ -270,6 +274,16 @@ def _plugin_versions(model: str, dataset: str, metrics: Sequence[str]) -> dict[s
         prov = registry.provider(name)
         out[f"{kind}:{name}"] = f"{prov.distribution} {prov.version}".strip()
     return out
+
+
+def _plot(run_dir: Path, result: RunResult) -> None:
+    """Figures of a finished run; a plotting failure is reported, never fatal (rerun `phonbench plot`)."""
+    from phonbench.plots import plot_run
+
+    try:
+        plot_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - figures are derived data
+        result.warnings.append(f"plots for {run_dir.name} failed: {exc}")
 
 
 def _save_model(model: Model, run_dir: Path, result: RunResult) -> None:

@@ -156,6 +156,8 @@ class Tracker:
             self.log_metrics(run_id, flat)
             self.log_history(run_id, record.get("history", []))
             self.log_artifacts(run_id, sorted(p for p in Path(run_dir).iterdir() if p.is_file()))
+            if (Path(run_dir) / "plots").is_dir():
+                self.client.log_artifacts(run_id, str(Path(run_dir) / "plots"), artifact_path="plots")
         except Exception:
             self.finish(run_id, "FAILED")
             raise

@@ -77,3 +77,25 @@ def test_matbench_style_folds_and_summary(tmp_path, kind):
                f"task={kind}", "--split", "kfold5", "--no-tracking", "-o", str(tmp_path), check=True)
     assert "mean ± std over 5 folds" in proc.stdout
     assert len(list((tmp_path / "runs").iterdir())) == 5
+
+
+def test_predict_and_plot_from_a_run(tmp_path):
+    cli("run", "-m", "dummy", "-d", "dos", "--no-tracking", "-o", str(tmp_path / "res"), check=True)
+    (run_dir,) = list((tmp_path / "res" / "runs").iterdir())
+    assert (run_dir / "plots" / "parity_test.png").exists() and (run_dir / "plots" / "dos_quartiles.png").exists()
+    from conftest import make_crystals
+
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    for i, s in enumerate(make_crystals()[:3]):
+        s.to(filename=str(folder / f"s{i}.cif"))
+    (folder / "broken.cif").write_text("not a cif")
+    proc = cli("predict", str(folder), "--run", run_dir.name, "--results", str(tmp_path / "res"),
+               "--top", "2", "-o", str(tmp_path / "pred"), check=True)
+    assert "3 predicted, 1 skipped" in proc.stdout and "broken.cif" in proc.stdout
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "pred" / "predictions.csv")
+    assert table["ok"].sum() == 3 and (table.loc[table["ok"], "cv_300K_J_per_K_mol"] > 0).all()
+    proc = cli("plot", str(run_dir), check=True)
+    assert "parity_test.png" in proc.stdout
