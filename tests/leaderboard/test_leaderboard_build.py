@@ -1,0 +1,245 @@
+"""Leaderboard build: grouping, ranking direction, tiers, Markdown/CSV/JSON, HTML site, determinism."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+
+import pytest
+from test_leaderboard_collect import MODES, SPEC, copy_runs, records, registered  # noqa: F401 (fixture)
+
+from phonbench.exceptions import ConfigError, DataError
+from phonbench.leaderboard import broken_links, build_leaderboard, publish_site
+from phonbench.leaderboard.collect import collect_dir
+from phonbench.leaderboard.tables import build_boards
+
+
+@pytest.fixture(scope="module")
+def boards(records):
+    return {b.slug: b for b in build_boards(collect_dir(records).runs)}
+
+
+@pytest.fixture(scope="module")
+def built(records, tmp_path_factory):
+    """One full build (with figures) of the standard records."""
+    out = tmp_path_factory.mktemp("leaderboards")
+    report = build_leaderboard(records, None, out)
+    return out, report
+
+
+def _table(boards, slug, split):
+    return next(t for t in boards[slug].tables if t.split == split)
+
+
+def test_grouping_by_dataset_split_and_model_variant(boards):
+    assert sorted(boards) == [MODES, SPEC]
+    assert [t.split for t in boards[SPEC].tables] == ["kfold5", "random"]
+    kfold = _table(boards, SPEC, "kfold5")
+    assert sorted(r.label for r in kfold.rows) == ["lb_noisy", "lb_oracle", "lb_oracle (tuned)"]
+    random = _table(boards, SPEC, "random")
+    assert {r.label: (len(r.runs), r.seeds, r.folds) for r in random.rows} == {
+        "dummy": (3, [0, 1, 2], ["0"]), "lb_oracle": (3, [0, 1, 2], ["0"]), "lb_noisy": (3, [0, 1, 2], ["0"])}
+    assert random.metrics == ["mae", "mse", "r2_aggregated"]  # primary first
+    oracle = next(r for r in random.rows if r.model == "lb_oracle")
+    maes = sorted(r.record["metrics"]["test"]["mae"] for r in oracle.runs)
+    mean, std, n = oracle.metrics["mae"]
+    assert n == 3 and mean == pytest.approx(sum(maes) / 3)
+    assert std == pytest.approx((sum((m - mean) ** 2 for m in maes) / 2) ** 0.5)
+    assert oracle.n_parameters == [11] and oracle.hardware[0].startswith("cpu, ")
+
+
+def test_ranking_respects_metric_direction(boards):
+    spec = _table(boards, SPEC, "random")  # mae: lower is better
+    assert spec.direction == "minimize"
+    assert [r.label for r in spec.rows] == ["lb_oracle", "dummy", "lb_noisy"]
+    assert [r.rank for r in spec.rows] == [1, 2, 3]
+    modes = _table(boards, MODES, "random")  # r2_aggregated: higher is better
+    assert modes.primary == "r2_aggregated" and modes.direction == "maximize"
+    assert [r.label for r in modes.rows] == ["lb_oracle", "lb_noisy", "dummy"]
+    scores = [r.metrics["r2_aggregated"][0] for r in modes.rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_tiers_paired_t_when_runs_pair_and_bootstrap_otherwise(boards):
+    random = _table(boards, SPEC, "random")
+    # three seeds pair up → paired t-tests; the three models are clearly different
+    assert [(r.label, r.tier) for r in random.rows] == [("lb_oracle", 1), ("dummy", 2), ("lb_noisy", 3)]
+    assert random.rows[0].tie_test is None
+    assert random.rows[1].tie_test.method == "paired_t" and random.rows[1].tie_test.n == 3
+    assert random.rows[1].tie_test.p_value < 0.05
+    kfold = _table(boards, SPEC, "kfold5")
+    # one fold, one seed → one pair only → bootstrap over the 16 test materials
+    tiers = {r.label: r.tier for r in kfold.rows}
+    assert tiers == {"lb_oracle": 1, "lb_oracle (tuned)": 1, "lb_noisy": 2}
+    tuned = next(r for r in kfold.rows if r.variant == "tuned")
+    assert tuned.tie_test.method == "bootstrap" and tuned.tie_test.n == 16
+    assert tuned.tie_test.tied and tuned.tie_test.ci_low == tuned.tie_test.ci_high == 0.0  # identical predictions
+    noisy = next(r for r in kfold.rows if r.model == "lb_noisy")
+    assert noisy.tie_test.method == "bootstrap" and noisy.tie_test.ci_low > 0
+
+
+def test_missing_dummy_is_noted_not_invented(boards):
+    kfold = _table(boards, SPEC, "kfold5")
+    assert not any(r.model == "dummy" for r in kfold.rows)
+    assert any("no `dummy` baseline run in the records for this split" in n for n in kfold.notes)
+    assert not any("dummy" in n for n in _table(boards, SPEC, "random").notes)
+
+
+def test_markdown_csv_json_outputs(built):
+    out, report = built
+    assert report.n_runs == 18 and report.rejected == [] and report.datasets == [MODES, SPEC]
+    for slug in (MODES, SPEC):
+        for ext in ("md", "csv", "json"):
+            assert f"{slug}.{ext}" in report.files and (out / f"{slug}.{ext}").is_file()
+    readme = (out / "README.md").read_text()
+    assert f"## [{SPEC}]({SPEC}.md)" in readme and f"(site/{SPEC}.html)" in readme
+    assert "| `random` | mae | lb_oracle |" in readme
+    assert "| `kfold5` | mae | lb_oracle |" in readme and "| not run |" in readme
+    md = (out / f"{SPEC}.md").read_text()
+    assert "| Rank | Tier | Model | Runs | mae ↓ (a.u.) | mse ↓ ((a.u.)^2) | r2_aggregated ↑ |" in md
+    assert re.search(r"^\| 1 \| 1 \| lb_oracle \| 3 \| 0\.0\d+ ± ", md, re.M)
+    assert re.search(r"^\| 2 \| 2 \| dummy \| 3 \| ", md, re.M)
+    assert "no `dummy` baseline run" in md
+    # every figure linked from the Markdown exists
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / link).is_file(), link
+    rows = list(csv.DictReader(io.StringIO((out / f"{SPEC}.csv").read_text())))
+    assert [(r["split"], r["rank"], r["tier"], r["model"], r["variant"]) for r in rows] == [
+        ("kfold5", "1", "1", "lb_oracle", "default"), ("kfold5", "2", "1", "lb_oracle", "tuned"),
+        ("kfold5", "3", "2", "lb_noisy", "default"),
+        ("random", "1", "1", "lb_oracle", "default"), ("random", "2", "2", "dummy", "default"),
+        ("random", "3", "3", "lb_noisy", "default")]
+    assert rows[3]["seeds"] == "0;1;2" and rows[3]["n_runs"] == "3" and float(rows[3]["mae_mean"]) < 0.05
+    assert rows[1]["tie_test"] == "bootstrap, n=16, 95% CI [0, 0]"
+    doc = json.loads((out / f"{MODES}.json").read_text())
+    (table,) = doc["tables"]
+    assert table["direction"] == "maximize" and table["primary_metric"] == "r2_aggregated"
+    assert [r["label"] for r in table["rows"]] == ["lb_oracle", "lb_noisy", "dummy"]
+    assert len(table["rows"][0]["run_ids"]) == 2 and table["rows"][0]["metrics"]["mae"]["n"] == 2
+    assert doc["card"]["version"] == "3"
+
+
+def test_html_site_has_rows_and_existing_relative_images(built):
+    out, report = built
+    site = out / "site"
+    index = (site / "index.html").read_text()
+    assert f'<a href="{SPEC}.html">{SPEC}</a>' in index and f'<a href="{MODES}.html">' in index
+    page = (site / f"{SPEC}.html").read_text()
+    assert '<table class="sortable leaderboard" id="table-random">' in page
+    for label in ("lb_oracle", "dummy", "lb_noisy", "lb_oracle (tuned)"):
+        assert f'data-model="{label}"' in page
+    random = page[page.index('id="table-random"'):]
+    assert random.index('data-model="lb_oracle"') < random.index('data-model="dummy"') < random.index('data-model="lb_noisy"')
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 8  # 2 splits × (parity, errors, DoS quartiles, learning curves)
+    assert all(not src.startswith(("/", "http")) and (site / src).is_file() for src in images)
+    assert (site / images[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    modes_page = (site / f"{MODES}.html").read_text()
+    assert "dos_quartiles" not in modes_page and "random-parity.png" in modes_page
+    assert broken_links(site) == []
+    text = "".join(p.read_text() for p in site.rglob("*") if p.suffix in (".html", ".css", ".js"))
+    assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_rebuild_is_byte_identical(records, tmp_path):
+    subset = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["split"] == "kfold5")
+    a = build_leaderboard(subset, None, tmp_path / "a")
+    b = build_leaderboard(subset, None, tmp_path / "b")
+    assert a.files == b.files and len([f for f in a.files if f.endswith(".png")]) == 4
+    for rel in a.files + [".leaderboard-manifest"]:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    again = build_leaderboard(subset, None, tmp_path / "a")
+    assert again.changed == [] and again.removed == []
+    blob = b"".join((tmp_path / "a" / rel).read_bytes() for rel in a.files)
+    assert str(tmp_path).encode() not in blob  # no absolute paths
+    assert b"Matplotlib" not in blob  # no software/version metadata in the PNGs
+
+
+def test_stale_files_are_removed_and_other_files_kept(records, tmp_path):
+    out = tmp_path / "lb"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    build_leaderboard(records, None, out, with_figures=False)
+    assert (out / f"{MODES}.md").is_file()
+    only_spec = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["name"] == SPEC)
+    report = build_leaderboard(only_spec, None, out, with_figures=False)
+    assert sorted(report.removed) == sorted(f"{MODES}.{e}" for e in ("csv", "json", "md")) + [f"site/{MODES}.html"]
+    assert not (out / f"{MODES}.md").exists() and (out / "keep.txt").read_text() == "mine"
+
+
+def test_publish_site_copies_a_self_contained_site(built, tmp_path):
+    out, report = built
+    dest = tmp_path / "public"
+    index = publish_site(out, dest)
+    assert index == dest / "index.html" and index.is_file()
+    assert broken_links(dest) == []
+    published = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file() and p.name[0] != ".")
+    assert published == sorted(f[len("site/"):] for f in report.files if f.startswith("site/"))
+    with pytest.raises(DataError, match="no leaderboard site"):
+        publish_site(tmp_path / "nothing", dest)
+
+
+def test_no_valid_records_and_no_source(records, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no valid run records found"):
+        build_leaderboard(empty, None, tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no records given"):
+        build_leaderboard(None, None, tmp_path / "out")
+    broken = copy_runs(records, tmp_path / "recs", lambda r: r["seed"] == 2)
+    victim = next((broken / "runs").iterdir()) / "predictions.csv"
+    victim.write_text(victim.read_text().replace(",test,", ",tset,", 1))
+    report = build_leaderboard(broken, None, tmp_path / "out", with_figures=False)
+    assert report.n_runs == 2 and len(report.rejected) == 1
+    assert "unknown split 'tset'" in report.rejected[0][1] and any("rejected" in line for line in report.lines())
+    with pytest.raises(DataError, match="1 records rejected"):
+        build_leaderboard(broken, None, tmp_path / "out", with_figures=False, strict=True)
+    shutil.rmtree(tmp_path / "out")
+
+
+def test_training_set_size_runs_are_not_ranked(records, tmp_path):
+    out = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["name"] == MODES)
+    with registered():
+        from phonbench.runner import run
+
+        run("lb_oracle", MODES, out=out, tracking=False, plots=False, seed=0, train_fraction=0.5)
+    report = build_leaderboard(out, None, tmp_path / "lb", with_figures=False)
+    assert report.n_runs == 7 and report.warnings == [
+        "1 runs trained on a fraction of the training set (training-set-size studies) are not ranked"]
+    doc = json.loads((tmp_path / "lb" / f"{MODES}.json").read_text())
+    assert [r["n_runs"] for r in doc["tables"][0]["rows"]] == [2, 2, 2]
+
+
+def test_quartile_examples_pick_one_material_per_quartile(boards):
+    from phonbench.leaderboard.figures import quartile_examples
+
+    row = next(r for r in _table(boards, SPEC, "random").rows if r.model == "lb_noisy")
+    picks = quartile_examples(row)
+    assert len(picks) == 4 and all(p[0].startswith("m") for p in picks)  # pooled over 3 seeds' test sets
+    errors = [p[3] for p in picks]
+    assert errors == sorted(errors)
+    for _, y, p, mse in picks:
+        assert mse == pytest.approx(((y - p) ** 2).mean())
+
+
+def test_boards_group_by_data_content_not_option_spelling(records, tmp_path):
+    from test_leaderboard_collect import _rewrite
+
+    out = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["name"] == SPEC and r["dataset"]["split"] == "random")
+    run_dirs = sorted((out / "runs").iterdir())
+    for i, run_dir in enumerate(run_dirs):  # same data, options spelled two ways
+        _rewrite(run_dir, lambda d, i=i: d["dataset"].update(options={"size": 80, **({"task": "spectrum"} if i % 2 else {})}))
+    (board,) = build_boards(collect_dir(out).runs)
+    assert board.title == f"{SPEC} (size=80)" and board.slug == f"{SPEC}-size-80" and board.n_runs == 9
+    # different data under the same name and options: two boards told apart by the content hash
+    for run_dir in run_dirs[:3]:
+        _rewrite(run_dir, lambda d: d["dataset"].update(content_hash="ffffffff00000000"))
+    boards = build_boards(collect_dir(out).runs)
+    hashes = {b.content_hash[:8] for b in boards}
+    assert len(hashes) == 2 and "ffffffff" in hashes
+    assert sorted(b.slug for b in boards) == sorted(f"{SPEC}-size-80-{h}" for h in hashes)
+    assert sum(b.n_runs for b in boards) == 9 and all("data " in b.title for b in boards)
