@@ -21,6 +21,7 @@ __all__ = [
     "METRICS",
     "load_dataset",
     "run",
+    "tune",
     "PhonbenchError",
     "RegistryError",
     "DataError",
@@ -41,3 +42,10 @@ def run(model: str, dataset: str, **kwargs: Any):
     from phonbench.runner import run as _run
 
     return _run(model, dataset, **kwargs)
+
+
+def tune(model: str, dataset: str, **kwargs: Any):
+    """Optuna-tune one pair on validation data, then refit and score on test; see :func:`phonbench.tuning.tune`."""
+    from phonbench.tuning import tune as _tune
+
+    return _tune(model, dataset, **kwargs)
