@@ -1,0 +1,497 @@
+"""Shared training loop of every torch model: :class:`TorchModel`.
+
+A concrete torch model subclasses :class:`TorchModel` and implements a few hooks; ``fit``,
+``predict``, ``save``, ``load`` and ``n_parameters`` come from here:
+
+* :meth:`TorchModel.featurize` — ``PhononData`` → list of per-material items (e.g. PyG ``Data``).
+* :meth:`TorchModel.collate` — list of items → batch (default: ``torch_geometric`` ``Batch``).
+* :meth:`TorchModel.infer_config` — JSON-serialisable dict derived from the training items (e.g. a
+  mean neighbour count); saved in ``model.json`` and handed back to :meth:`build_module` on load.
+* :meth:`TorchModel.build_module` — ``(task, config)`` → ``torch.nn.Module``.
+* :meth:`TorchModel.forward` — ``(module, batch)`` → ``(B, d)`` tensor in *normalised* target space.
+* :meth:`TorchModel.augment` — optional training-time augmentation of a batch's items.
+
+Target space: for ``modes`` and ``scalar`` tasks targets are standardised with one mean and one
+standard deviation over all real (unmasked) training entries; spectra are already max-normalised
+and are used as they are. The loss (MSE or L1) is masked, so zero padding of ``modes`` targets never
+contributes. ``predict`` un-standardises, so it returns values in the task's unit.
+
+Training: AdamW, an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``,
+``plateau`` or ``none``), gradient-norm clipping (``clip``; 0 disables), early stopping on the
+validation loss (``patience`` epochs without improvement; the training loss is monitored when no
+validation set is given), optionally an exponential moving average of the weights (``ema_decay``
+per step; validation, checkpoints and the final model then use the averaged weights), the best
+epoch's weights kept in memory and restored at the end, a wall
+clock budget ``max_time_s`` (counted from the start of ``fit``, featurisation included; training
+stops before an epoch that would overrun it), a ``rich`` progress bar (off when stderr is not a TTY
+or ``PHONBENCH_NO_PROGRESS`` is set) and per-epoch callbacks
+``cb(epoch, {"epoch", "train_loss", "valid_loss", "lr", "epoch_time_s"})``; epochs count from 1 and an
+exception raised by a callback (e.g. ``optuna.TrialPruned``) propagates out of ``fit``.
+
+Determinism: ``fit`` seeds torch (``torch.manual_seed``) before building the module, shuffles with
+``numpy.random.default_rng(seed)`` and runs with ``torch.use_deterministic_algorithms(True,
+warn_only=True)`` (restored afterwards); with the same seed and data, CPU predictions are identical.
+Threads: ``PHONBENCH_NUM_THREADS`` (if set), else the class attribute ``num_threads`` (if not
+``None``), fixes ``torch.set_num_threads`` during ``fit``/``predict`` (restored afterwards).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from phonbench.exceptions import ConfigError, ModelError
+from phonbench.models.base import EpochCallback, Model
+
+if TYPE_CHECKING:
+    import torch
+
+    from phonbench.datasets.base import PhononData, Task
+
+NO_PROGRESS_ENV = "PHONBENCH_NO_PROGRESS"
+NUM_THREADS_ENV = "PHONBENCH_NUM_THREADS"
+WEIGHTS_FILE = "weights.pt"
+
+#: Training hyperparameters shared by all torch models; a model merges them into its
+#: ``default_params`` (``default_params = {**TRAIN_DEFAULTS, "lr": 5e-3, ...}``).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "batch_size": 32,  # materials per optimisation step
+    "epochs": 100,  # maximum number of epochs
+    "lr": 1e-3,  # initial learning rate of AdamW
+    "weight_decay": 0.0,  # AdamW decoupled weight decay
+    "lr_schedule": "exponential",  # exponential | cosine | plateau | none
+    "lr_decay": 1.0,  # exponential: LR factor per epoch; plateau: factor on a plateau
+    "patience": 20,  # early stopping: epochs without validation improvement (0 disables)
+    "clip": 0.0,  # max gradient L2 norm (0 disables clipping)
+    "max_time_s": 0.0,  # wall-clock budget of fit() in seconds (0 = unlimited)
+    "loss": "mse",  # mse | l1, masked over real entries, in normalised target space
+    "ema_decay": 0.0,  # exponential moving average of the weights per step (0 = off), e.g. 0.995
+}
+
+_SCHEDULES = ("exponential", "cosine", "plateau", "none")
+_LOSSES = ("mse", "l1")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda[:i]`` as given.
+
+    Raises:
+        ConfigError: ``cuda`` requested but not available, or an unknown device string.
+    """
+    import torch
+
+    name = str(device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available", "use device='auto' or 'cpu'")
+        return torch.device(name)
+    raise ConfigError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str = "mse") -> torch.Tensor:
+    """Mean of the element-wise loss over entries where ``mask`` is True.
+
+    Args:
+        pred: ``(B, d)`` predictions (normalised target space).
+        target: ``(B, d)`` targets.
+        mask: ``(B, d)`` bool (True = real entry) or ``None`` (all real).
+        kind: ``mse`` or ``l1``.
+    """
+    diff = pred - target
+    err = diff * diff if kind == "mse" else diff.abs()
+    if mask is None:
+        return err.mean()
+    m = mask.to(err.dtype)
+    return (err * m).sum() / m.sum().clamp_min(1.0)
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move a tensor, PyG batch (anything with ``.to``) or a tuple/list/dict of them to ``device``."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if hasattr(obj, "to"):
+        return obj.to(device)
+    return obj
+
+
+def progress_enabled() -> bool:
+    """True when a progress bar should be drawn (stderr is a TTY and not disabled by env)."""
+    return not os.environ.get(NO_PROGRESS_ENV) and sys.stderr.isatty()
+
+
+@contextmanager
+def _num_threads(default: int | None = None) -> Iterator[None]:
+    """Use ``PHONBENCH_NUM_THREADS`` (else ``default``; else torch's setting) torch threads inside."""
+    import torch
+
+    value = os.environ.get(NUM_THREADS_ENV) or (str(default) if default else "")
+    if not value:
+        yield
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{NUM_THREADS_ENV}={value!r} is not a positive integer", "unset it or give e.g. 2")
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(value))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside, previous state after.
+
+    Costs ~1 % of an ``e3nn`` training step on CPU (measured), where results are already
+    reproducible; it matters for CUDA scatter/index kernels.
+    """
+    import torch
+
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+class _WeightAverage:
+    """Exponential moving average of a module's parameters (warm-up: ``min(d, (1+t)/(10+t))``)."""
+
+    def __init__(self, module: Any, decay: float):
+        self.decay, self.steps = float(decay), 0
+        self.params = [p for p in module.parameters()]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    def update(self) -> None:
+        import torch
+
+        self.steps += 1
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Temporarily load the averaged weights into the module."""
+        import torch
+
+        backup = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_([p.data for p in self.params], self.shadow)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in self.params], backup)
+
+
+class TorchModel(Model):
+    """Base class of torch models (see the module docstring for the hooks and the loop).
+
+    Class attributes:
+        standardize_kinds: task kinds whose targets are standardised (mean/std) for training.
+        predict_batch_size: materials per batch in :meth:`predict` and validation.
+        num_threads: torch intra-op threads during ``fit``/``predict`` (``None``: torch's default);
+            ``PHONBENCH_NUM_THREADS`` overrides it.
+    """
+
+    default_params: ClassVar[dict[str, Any]] = dict(TRAIN_DEFAULTS)
+    standardize_kinds: ClassVar[tuple[str, ...]] = ("modes", "scalar")
+    predict_batch_size: ClassVar[int] = 128
+    num_threads: ClassVar[int | None] = None
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
+        super().__init__(params, seed=seed, device=device)
+        self._check_train_params()
+        self.module: torch.nn.Module | None = None
+        self.config_: dict[str, Any] = {}
+        self.target_mean_: float = 0.0
+        self.target_std_: float = 1.0
+        self.best_epoch_: int | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def featurize(self, data: PhononData) -> list[Any]:
+        """Per-material items (e.g. PyG ``Data``), one per row of ``data``, in order."""
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[Any]) -> Any:
+        """Batch of items (default: ``torch_geometric.data.Batch.from_data_list``)."""
+        from torch_geometric.data import Batch
+
+        return Batch.from_data_list(list(items))
+
+    def infer_config(self, task: Task, items: Sequence[Any]) -> dict[str, Any]:
+        """JSON-serialisable module configuration derived from training items (default: ``{}``)."""
+        return {}
+
+    def build_module(self, task: Task, config: Mapping[str, Any]) -> torch.nn.Module:
+        """The network for ``task``; ``config`` is what :meth:`infer_config` returned."""
+        raise NotImplementedError
+
+    def forward(self, module: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """``(B, d)`` predictions of ``batch`` in normalised target space."""
+        return module(batch)
+
+    def augment(self, items: Sequence[Any], rng: np.random.Generator) -> Sequence[Any]:
+        """Training-time augmentation of one batch's items (default: none)."""
+        return items
+
+    # ------------------------------------------------------------------ checks
+    def _check_train_params(self) -> None:
+        p = self.params
+        if p.get("lr_schedule", "none") not in _SCHEDULES:
+            raise ConfigError(f"unknown lr_schedule {p['lr_schedule']!r}", f"use one of {_SCHEDULES}")
+        if p.get("loss", "mse") not in _LOSSES:
+            raise ConfigError(f"unknown loss {p['loss']!r}", f"use one of {_LOSSES}")
+        for key in ("batch_size", "epochs"):
+            if key in p and (int(p[key]) < 1):
+                raise ConfigError(f"{key}={p[key]!r} must be a positive integer")
+        if "lr" in p and not float(p["lr"]) > 0:
+            raise ConfigError(f"lr={p['lr']!r} must be positive")
+
+    # ------------------------------------------------------------------ target scaling
+    def _fit_scaler(self, data: PhononData) -> None:
+        if data.task.kind in self.standardize_kinds:
+            real = data.targets[data.effective_mask()]
+            self.target_mean_ = float(real.mean())
+            std = float(real.std())
+            self.target_std_ = std if std > 1e-12 else 1.0
+        else:
+            self.target_mean_, self.target_std_ = 0.0, 1.0
+
+    def _scaled_targets(self, data: PhononData) -> tuple[torch.Tensor, torch.Tensor | None]:
+        import torch
+
+        y = (data.targets - self.target_mean_) / self.target_std_
+        y_t = torch.as_tensor(y, dtype=torch.float32)
+        mask = None if data.mask is None else torch.as_tensor(data.mask, dtype=torch.bool)
+        return y_t, mask
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self, train: PhononData, valid: PhononData | None = None, callbacks: Sequence[EpochCallback] = ()
+    ) -> TorchModel:
+        import torch
+
+        start = time.perf_counter()
+        self.check_task(train)
+        device = resolve_device(self.device)
+        self.device_used = str(device)
+        with _num_threads(self.num_threads), _deterministic():
+            torch.manual_seed(self.seed)
+            rng = np.random.default_rng(self.seed)
+            train_items = self.featurize(train)
+            valid_items = self.featurize(valid) if valid is not None and len(valid) else None
+            self._fit_scaler(train)
+            self.config_ = dict(self.infer_config(train.task, train_items))
+            torch.manual_seed(self.seed)
+            module = self.build_module(train.task, self.config_).to(device)
+            self.module = module
+            y_train, m_train = self._scaled_targets(train)
+            valid_batches = None
+            if valid_items is not None:
+                y_valid, m_valid = self._scaled_targets(valid)  # type: ignore[arg-type]
+                valid_batches = self._fixed_batches(valid_items, y_valid, m_valid, device)
+            self._train_loop(module, train_items, y_train, m_train, valid_batches, rng, device, callbacks, start)
+        return self
+
+    def _fixed_batches(self, items, y, mask, device) -> list[tuple[Any, Any, Any]]:
+        """Validation batches, collated once: ``(batch, targets, mask or None)``."""
+        bs = self.predict_batch_size
+        return [(to_device(self.collate(items[lo : lo + bs]), device), y[lo : lo + bs].to(device),
+                 None if mask is None else mask[lo : lo + bs].to(device)) for lo in range(0, len(items), bs)]
+
+    def _make_optimizer(self, module):
+        import torch
+
+        p = self.params
+        opt = torch.optim.AdamW(module.parameters(), lr=float(p["lr"]), weight_decay=float(p.get("weight_decay", 0.0)))
+        kind = p.get("lr_schedule", "exponential")
+        decay = float(p.get("lr_decay", 1.0))
+        if kind == "exponential":
+            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
+        elif kind == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(p["epochs"]))
+        elif kind == "plateau":
+            factor = decay if 0 < decay < 1 else 0.5
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, factor=factor, patience=max(1, int(p.get("patience", 20)) // 4)
+            )
+        else:
+            sched = None
+        return opt, sched
+
+    def _train_loop(self, module, items, y, mask, valid_batches, rng, device, callbacks, start) -> None:
+        import torch
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        p = self.params
+        epochs, patience = int(p["epochs"]), int(p.get("patience", 0) or 0)
+        budget, loss_kind = float(p.get("max_time_s", 0.0) or 0.0), p.get("loss", "mse")
+        opt, sched = self._make_optimizer(module)
+        ema = _WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
+        self.history = []
+        best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
+        columns = (TextColumn(self.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[info]}"))
+        with Progress(*columns, transient=True, disable=not progress_enabled()) as progress:
+            bar = progress.add_task("epochs", total=epochs, info="")
+            for epoch in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                if budget and self.history:
+                    mean_epoch = float(np.mean([h["epoch_time_s"] for h in self.history]))
+                    if (t0 - start) + mean_epoch > budget:
+                        break
+                lr = float(opt.param_groups[0]["lr"])
+                train_loss = self._train_epoch(module, items, y, mask, opt, ema, rng, device, epoch)
+                record: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
+                monitor = train_loss
+                with ema.applied() if ema is not None else nullcontext():
+                    if valid_batches is not None:
+                        monitor = record["valid_loss"] = self._evaluate(module, valid_batches, loss_kind)
+                    if monitor < best_loss:
+                        best_loss, best_epoch, stale = monitor, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    else:
+                        stale += 1
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(monitor)
+                elif sched is not None:
+                    sched.step()
+                record["epoch_time_s"] = time.perf_counter() - t0
+                self.history.append(record)
+                shown = [k for k in ("train_loss", "valid_loss") if k in record]
+                info = " ".join(f"{k.split('_')[0]} {record[k]:.4g}" for k in shown)
+                progress.update(bar, advance=1, info=info)
+                for cb in callbacks:
+                    cb(epoch, dict(record))
+                if patience and stale >= patience:
+                    break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        self.best_epoch_ = best_epoch
+
+    def _train_epoch(self, module, items, y, mask, opt, ema, rng, device, epoch: int) -> float:
+        """One pass over shuffled ``items``; returns the mean training loss (weighted by entries)."""
+        import torch
+
+        n, bs, clip = len(items), int(self.params["batch_size"]), float(self.params.get("clip", 0.0) or 0.0)
+        module.train()
+        total, weight = 0.0, 0.0
+        for idx in np.array_split(rng.permutation(n), max(1, math.ceil(n / bs))):
+            batch = to_device(self.collate(self.augment([items[i] for i in idx], rng)), device)
+            it = torch.as_tensor(idx)
+            yb, mb = y[it].to(device), None if mask is None else mask[it].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = masked_loss(self.forward(module, batch), yb, mb, self.params.get("loss", "mse"))
+            if not torch.isfinite(loss):
+                raise ModelError(f"model {self.name!r}: training loss became {loss.item()} at epoch {epoch}",
+                                 "lower lr or enable gradient clipping (clip > 0)")
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+            opt.step()
+            if ema is not None:
+                ema.update()
+            w = float(mb.sum()) if mb is not None else float(yb.numel())
+            total, weight = total + float(loss.detach()) * w, weight + w
+        return total / max(weight, 1.0)
+
+    def _evaluate(self, module, batches, loss_kind: str) -> float:
+        import torch
+
+        module.eval()
+        total, weight = 0.0, 0.0
+        with torch.no_grad():
+            for batch, yb, mb in batches:
+                loss = masked_loss(self.forward(module, batch), yb, mb, loss_kind)
+                w = float(mb.sum()) if mb is not None else float(yb.numel())
+                total, weight = total + float(loss) * w, weight + w
+        return total / max(weight, 1.0)
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, data: PhononData) -> np.ndarray:
+        """Predictions ``(len(data), task.n_outputs)`` in the task's unit (float64)."""
+        import torch
+
+        task = self.check_fitted()
+        if self.module is None:
+            raise ModelError(f"model {self.name!r} has no network", "call fit() or load() first")
+        if len(data) == 0:
+            return np.zeros((0, task.n_outputs))
+        device = next(iter(self.module.parameters())).device
+        with _num_threads(self.num_threads), _deterministic():
+            items = self.featurize(data)
+            self.module.eval()
+            outs = []
+            with torch.no_grad():
+                for lo in range(0, len(items), self.predict_batch_size):
+                    batch = to_device(self.collate(items[lo : lo + self.predict_batch_size]), device)
+                    outs.append(self.forward(self.module, batch).detach().cpu().double().numpy())
+        pred = np.concatenate(outs, axis=0)
+        return pred * self.target_std_ + self.target_mean_
+
+    def n_parameters(self) -> int | None:
+        if self.module is None:
+            return None
+        return int(sum(p.numel() for p in self.module.parameters() if p.requires_grad))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write ``model.json`` (params, task, scaler, config, history) and ``weights.pt``."""
+        import torch
+
+        from phonbench.io import write_bytes_atomic
+
+        if self.module is None:
+            raise ModelError(f"model {self.name!r} is not fitted", "call fit() before save()")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, buf)
+        write_bytes_atomic(path / WEIGHTS_FILE, buf.getvalue())
+        meta = {"target_mean": self.target_mean_, "target_std": self.target_std_, "config": self.config_,
+                "best_epoch": self.best_epoch_, "n_parameters": self.n_parameters(), "history": self.history}
+        self._write_meta(path, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> TorchModel:
+        """Read a model written by :meth:`save` (weights loaded with ``weights_only=True``)."""
+        import torch
+
+        path = Path(path)
+        model, meta = cls._read_meta(path)
+        assert isinstance(model, TorchModel)
+        model.device = device
+        model.target_mean_ = float(meta.get("target_mean", 0.0))
+        model.target_std_ = float(meta.get("target_std", 1.0))
+        model.config_ = dict(meta.get("config") or {})
+        model.best_epoch_ = meta.get("best_epoch")
+        model.history = list(meta.get("history") or [])
+        weights = path / WEIGHTS_FILE
+        if not weights.exists():
+            raise ModelError(f"no weights file {weights}", "pass a directory written by save()")
+        dev = resolve_device(device)
+        module = model.build_module(model.check_fitted(), model.config_)
+        try:
+            state = torch.load(weights, map_location=dev, weights_only=True)
+            module.load_state_dict(state)
+        except (RuntimeError, OSError, KeyError) as exc:
+            raise ModelError(f"cannot load weights from {weights}: {exc}", "re-save the model") from exc
+        model.module = module.to(dev)
+        return model
