@@ -212,11 +212,26 @@ class E3NNModel(TorchModel):
     Heads: spectra are ReLU'd, summed over atoms and max-normalised; ``modes``/``scalar`` use the mean
     over atoms on standardised targets (intensive, supercell-invariant).
 
-    Training defaults: AdamW, lr 5e-3 × 0.96 per epoch, weight decay 0.05 (as in the e3nn tutorial),
-    batch 16, weight EMA 0.995 per step, early stopping after 25 epochs without validation
-    improvement, at most 780 s of ``fit``. On ``dos`` (tutorial split, seed 0, 1 thread on a shared
-    2-core machine) this stopped at epoch 48 (best 23) after 372 s: test MSE 0.0188, aggregated
-    R² 0.753, ω̄ MAE 16.6 cm⁻¹ (without EMA: 0.0192 / 0.749 / 16.5).
+    Training defaults: AdamW, lr 5e-3 × 0.96 per epoch (as in the e3nn tutorial), batch 8, weight
+    decay 0.2, weight EMA 0.999 per step, early stopping after 25 epochs without validation
+    improvement, at most 780 s of ``fit``. The tutorial's weight decay 0.05 at batch 16 over-fits
+    ``dos`` (train MSE ~0.004 vs valid ~0.022 from epoch ~15); a smaller batch and a stronger
+    decoupled decay (8× more decay per epoch) regularise it. Measured 2026-11-23 on ``dos``
+    (tutorial split, seed 0, 1 thread on a 2-core machine shared with other jobs), valid / test:
+
+    ============================================  ===============  ====================  ===========
+    setting                                       MSE valid/test   agg. R² valid/test    ω̄ MAE cm⁻¹
+    ============================================  ===============  ====================  ===========
+    batch 16, wd 0.05, EMA 0.995 (old defaults)   0.0219 / 0.0188  0.723 / 0.753         17.7 / 16.6
+    batch 8, wd 0.2, EMA 0.995                    0.0206 / –       0.740 / –             16.7 / –
+    batch 8, wd 0.5, EMA 0.995                    0.0237 / –       0.701 / –             17.8 / –
+    batch 8, wd 0.2, EMA 0.999 (defaults)         0.0205 / 0.0181  0.740 / 0.763         16.5 / 15.7
+    ============================================  ===============  ====================  ===========
+
+    Settings were chosen on the validation split only (test shown for the old and the chosen
+    defaults). The defaults stopped at epoch 54 (best 29) after a 484 s ``fit`` (old defaults:
+    372 s, best epoch 23 of 48). The issue's target (test MSE ≤ 0.018, R² ≥ 0.77, i.e. MSE ≤ 0.0175)
+    is not reached on this single seed; ω̄ MAE ≤ 20 cm⁻¹ is.
     """
 
     name = "e3nn"
@@ -226,8 +241,8 @@ class E3NNModel(TorchModel):
     description = "E(3)-equivariant gated convolution network (Chen et al. 2021) on periodic graphs"
     default_params = {
         **TRAIN_DEFAULTS,
-        "batch_size": 16, "epochs": 200, "lr": 5e-3, "weight_decay": 0.05, "lr_decay": 0.96,
-        "patience": 25, "clip": 0.0, "max_time_s": 780.0, "ema_decay": 0.995,
+        "batch_size": 8, "epochs": 200, "lr": 5e-3, "weight_decay": 0.2, "lr_decay": 0.96,
+        "patience": 25, "clip": 0.0, "max_time_s": 780.0, "ema_decay": 0.999,
         "cutoff": 5.0, "max_neighbors": None, "n_basis": 10, "radial_layers": 1, "radial_neurons": 100,
         "em_dim": 64, "mul": 32, "lmax": 1, "layers": 2, "mass_scale": 100.0,
     }
@@ -236,9 +251,9 @@ class E3NNModel(TorchModel):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {
             "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.1, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 0.01, 0.5, log=True),
             "lr_decay": trial.suggest_float("lr_decay", 0.9, 0.99),
-            "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
+            "batch_size": trial.suggest_categorical("batch_size", [4, 8, 16]),
             "mul": trial.suggest_categorical("mul", [16, 32]),
         }
 
