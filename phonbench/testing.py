@@ -232,8 +232,8 @@ class MetricContract:
 
     def test_perfect_prediction_is_best(self, metric):
         data, pred = self._case(metric)
-        perfect = metric(data.targets, data.targets, data.mask, data.task)
-        noisy = metric(data.targets, pred, data.mask, data.task)
+        perfect = metric(data.targets, data.targets, data.mask, data.task, extras=data.extras)
+        noisy = metric(data.targets, pred, data.mask, data.task, extras=data.extras)
         assert metric.better(perfect, noisy) or perfect == noisy
 
     def test_masked_entries_are_ignored(self, metric):
@@ -243,4 +243,5 @@ class MetricContract:
         pred = data.targets + 0.1
         garbage = pred.copy()
         garbage[~data.mask] = 1e6
-        assert metric(data.targets, pred, data.mask, data.task) == metric(data.targets, garbage, data.mask, data.task)
+        score = lambda p: metric(data.targets, p, data.mask, data.task, extras=data.extras)  # noqa: E731
+        assert score(pred) == score(garbage)
