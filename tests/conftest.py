@@ -18,6 +18,7 @@ def _isolated_environment(tmp_path_factory):
     old = dict(os.environ)
     os.environ["PHONBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["PHONBENCH_NO_PROGRESS"] = "1"
+    os.environ.setdefault("PHONBENCH_NUM_THREADS", "1")  # tiny fits stall with 2 threads on a busy 2-core box
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("PHONBENCH_DISABLE_PLUGINS", None)
     yield
