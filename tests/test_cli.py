@@ -99,3 +99,26 @@ def test_predict_and_plot_from_a_run(tmp_path):
     assert table["ok"].sum() == 3 and (table.loc[table["ok"], "cv_300K_J_per_K_mol"] > 0).all()
     proc = cli("plot", str(run_dir), check=True)
     assert "parity_test.png" in proc.stdout
+
+
+def test_predict_alloy_series_with_e3nn_on_disordered_sites(tmp_path):
+    """Chen et al.'s Mg3Sb2(1-p)Bi2p workflow: disordered sites through the e3nn multi-hot encoding."""
+    from pymatgen.core import Lattice, Structure
+
+    from phonbench.models.e3nn_model import E3NNModel
+    from phonbench.testing import tiny_data
+
+    model = E3NNModel({"epochs": 1}, seed=0, device="cpu").fit(tiny_data("spectrum"))
+    model.save(tmp_path / "model")
+    coords = [[1 / 3, 2 / 3, 0.63], [2 / 3, 1 / 3, 0.37], [0, 0, 0], [1 / 3, 2 / 3, 0.23], [2 / 3, 1 / 3, 0.77]]
+    for name, pnict, a in (("a", "Sb", 4.57), ("b", "Bi", 4.70)):
+        s = Structure(Lattice.hexagonal(a, 7.3), ["Mg", "Mg", "Mg", pnict, pnict], coords)
+        s.to(filename=str(tmp_path / f"{name}.cif"))
+    proc = cli("predict", "--checkpoint", str(tmp_path / "model"), "--alloy-series", str(tmp_path / "a.cif"),
+               str(tmp_path / "b.cif"), "--steps", "3", "-o", str(tmp_path / "out"), check=True)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "out" / "alloy_series.csv")
+    assert len(table) == 3 and table["ok"].all() and table["mean_frequency_cm1"].notna().all()
+    assert (tmp_path / "out" / "alloy_series.png").stat().st_size > 0
+    assert "p=0.50" in proc.stdout
