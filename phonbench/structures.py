@@ -19,7 +19,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 import numpy as np
 
@@ -158,6 +158,25 @@ def read_structure(path: PathLike, fmt: str | None = None, min_distance: float =
             f"repair or replace the file (readable types: {_KNOWN})",
         ) from exc
     return validate_structure(structure, str(path), min_distance)
+
+
+def check_featurizable(structure: Any, index: int = 0) -> None:
+    """Cheap checks before featurizing material ``index`` (no distance check).
+
+    Raises:
+        DataError: not a pymatgen Structure, no sites, NaN/inf coordinates or lattice, zero volume.
+    """
+    if not hasattr(structure, "lattice") or not hasattr(structure, "frac_coords"):
+        raise DataError(
+            f"material {index}: expected a pymatgen Structure, got {type(structure).__name__}",
+            "convert it with pymatgen (e.g. AseAtomsAdaptor.get_structure)",
+        )
+    if len(structure) == 0:
+        raise DataError(f"material {index} has an empty structure (no sites)", "drop it from the data")
+    if not (np.isfinite(structure.frac_coords).all() and np.isfinite(structure.lattice.matrix).all()):
+        raise DataError(f"material {index} has NaN or inf coordinates or lattice", "repair or drop the structure")
+    if not abs(structure.lattice.volume) > 1e-6:
+        raise DataError(f"material {index} has a zero-volume lattice", "repair or drop the structure")
 
 
 def validate_structure(structure: Structure, name: str = "structure", min_distance: float = MIN_DISTANCE) -> Structure:

@@ -34,6 +34,7 @@ import numpy as np
 
 from phonbench.cache import cache_key, cached_arrays, structures_fingerprint
 from phonbench.exceptions import ConfigError, DataError
+from phonbench.structures import check_featurizable
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -50,20 +51,6 @@ def element_masses() -> np.ndarray:
     from pymatgen.core.periodic_table import Element
 
     return np.array([float(Element.from_Z(z).atomic_mass) for z in range(1, N_ELEMENTS + 1)])
-
-
-def _check_structure(structure: Any, index: int) -> None:
-    if not hasattr(structure, "lattice") or not hasattr(structure, "frac_coords"):
-        raise DataError(
-            f"material {index}: expected a pymatgen Structure, got {type(structure).__name__}",
-            "convert it with pymatgen (e.g. AseAtomsAdaptor.get_structure)",
-        )
-    if len(structure) == 0:
-        raise DataError(f"material {index} has an empty structure (no sites)", "drop it from the data")
-    if not (np.isfinite(structure.frac_coords).all() and np.isfinite(structure.lattice.matrix).all()):
-        raise DataError(f"material {index} has NaN or inf coordinates or lattice", "repair or drop the structure")
-    if not abs(structure.lattice.volume) > 1e-6:
-        raise DataError(f"material {index} has a zero-volume lattice", "repair or drop the structure")
 
 
 def _neighbors(structure: Any, cutoff: float) -> tuple[np.ndarray, ...]:
@@ -119,7 +106,7 @@ def graph_arrays(
     )}
     atom_offset = 0
     for i, s in enumerate(structures):
-        _check_structure(s, i)
+        check_featurizable(s, i)
         n = len(s)
         dense = site_species_weights(s)  # (n, 118) occupancies
         site, elem = np.nonzero(dense)
@@ -215,7 +202,7 @@ def periodic_graphs(
     if not structures:
         return []
     for i, s in enumerate(structures):
-        _check_structure(s, i)
+        check_featurizable(s, i)
     if not cache:
         return arrays_to_graphs(graph_arrays(structures, cutoff, max_neighbors))
     params = {"cutoff": cutoff, "max_neighbors": max_neighbors}

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from phonbench.exceptions import ConfigError, DataError
+from phonbench.structures import check_featurizable
 
 #: bump when the computed grids change (invalidates cached grids)
 FEATURIZER_VERSION = "1"
@@ -34,19 +35,7 @@ _IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (
 _CHUNK = 256  # image atoms per matrix block (memory ~ n³ × _CHUNK × 8 bytes)
 
 
-def check_structure(structure: Any, index: int = 0) -> None:
-    """Raise :class:`DataError` for a non-structure, an empty cell, NaN/inf or a zero-volume lattice."""
-    if not hasattr(structure, "lattice") or not hasattr(structure, "frac_coords"):
-        raise DataError(
-            f"material {index}: expected a pymatgen Structure, got {type(structure).__name__}",
-            "convert it with pymatgen (e.g. AseAtomsAdaptor.get_structure)",
-        )
-    if len(structure) == 0:
-        raise DataError(f"material {index}: cannot voxelize an empty structure (no sites)", "drop it from the data")
-    if not (np.isfinite(structure.frac_coords).all() and np.isfinite(structure.lattice.matrix).all()):
-        raise DataError(f"material {index} has NaN or inf coordinates or lattice", "repair or drop the structure")
-    if not abs(structure.lattice.volume) > 1e-6:
-        raise DataError(f"material {index} has a zero-volume lattice", "repair or drop the structure")
+check_structure = check_featurizable  # kept as a public name of this module
 
 
 def site_weights(structure: Any) -> np.ndarray:
