@@ -15,9 +15,9 @@ Each material becomes one ``torch_geometric.data.Data`` with (``n`` atoms, ``E``
   target atom to the neighbour image),
 * ``edge_len`` ``(E,)`` float32 — ``|edge_vec|`` in Å.
 
-Edges are sorted by target atom, then distance. With ``max_neighbors=k`` only the ``k`` nearest
-neighbours of every target atom are kept (ties broken by source index and image, i.e. arbitrarily
-but deterministically). Self-pairs at zero distance are excluded; an atom's own periodic images are
+Edges are sorted by target atom, then distance. With ``max_neighbors=k`` the ``k`` nearest
+neighbours of every target atom are kept, plus any neighbour tied in distance with the ``k``-th
+(so the graph does not depend on the order of the atoms, e.g. 12 equidistant O around Sr). Self-pairs at zero distance are excluded; an atom's own periodic images are
 included. Neighbour search is pymatgen's compiled ``find_points_in_spheres``.
 
 The concatenated arrays of a featurisation (plus per-material atom/edge counts) are cached on disk
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from torch_geometric.data import Data
 
 #: bump when the computed arrays change (invalidates cached graphs)
-FEATURIZER_VERSION = "1"
+FEATURIZER_VERSION = "2"  # 2: neighbours tied with the k-th are kept
+#: distance (Å) within which a neighbour counts as tied with the k-th nearest
+TIE_TOLERANCE = 1e-4
 N_ELEMENTS = 118
 _NUMERICAL_TOL = 1e-8
 
@@ -70,14 +72,20 @@ def _neighbors(structure: Any, cutoff: float) -> tuple[np.ndarray, ...]:
 
 
 def _select_edges(target: np.ndarray, source: np.ndarray, images: np.ndarray, dist: np.ndarray, k: int | None):
-    """Order of edges sorted by (target, distance, source, image); at most ``k`` per target."""
+    """Order of edges sorted by (target, distance, source, image); the ``k`` nearest per target.
+
+    Neighbours tied in distance with the ``k``-th (within :data:`TIE_TOLERANCE` Å) are all kept, so
+    the graph — and any model on it — does not depend on the order of the atoms.
+    """
     order = np.lexsort((images[:, 2], images[:, 1], images[:, 0], source, np.round(dist, 8), target))
     if k is None or len(order) == 0:
         return order
-    t = target[order]
+    t, d = target[order], dist[order]
     first = np.searchsorted(t, t, side="left")  # t is sorted: start of each target's group
+    last = np.searchsorted(t, t, side="right") - 1
     rank = np.arange(len(t)) - first
-    return order[rank < k]
+    kth = d[np.minimum(first + k - 1, last)]
+    return order[(rank < k) | (d <= kth + TIE_TOLERANCE)]
 
 
 def graph_arrays(
