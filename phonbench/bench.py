@@ -116,6 +116,7 @@ def run_suite(
     tracking: bool = True,
     tracking_uri: str | None = None,
     device: str = "auto",
+    save_models: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every entry × seed of a suite that is not finished yet; return the state dict.
@@ -123,6 +124,7 @@ def run_suite(
     Args:
         only: restrict to entries whose ``model/dataset`` label is listed (``-`` = ``_``, any case).
         rerun: run finished entries again.
+        save_models: keep fitted models in the run directories (off: suites only need records).
     """
     from phonbench.registry import normalize_name
     from phonbench.runner import run
@@ -144,6 +146,7 @@ def run_suite(
                 continue
             log(f"run {entry.label} seed {seed}" + (" (tuned)" if entry.tune else ""))
             common = dict(split=entry.split, seed=seed, device=device, out=out, tracking=tracking,
+                          save_model=save_models,
                           tracking_uri=tracking_uri, data_dir=entry.data_dir,
                           dataset_options=entry.dataset_params,
                           folds=list(entry.folds) if entry.folds is not None else None)

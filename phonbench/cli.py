@@ -106,6 +106,8 @@ def run_cmd(
     train_fraction: str = typer.Option(
         "1.0", "--train-fraction", help="Fraction(s) of the training rows, e.g. 0.25,0.5,1.0 (learning curve)."
     ),
+    no_save_model: bool = typer.Option(False, "--no-save-model", help="Do not keep the fitted model."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw the run's figures."),
 ) -> None:
     """Train MODEL on DATASET, score valid and test, write a record and log to MLflow."""
     from phonbench.runner import DEFAULT_OUT, parse_params, run
@@ -126,7 +128,7 @@ def run_cmd(
             model, dataset, split=split, seed=seed, params=parse_params(param), device=device, out=out,
             tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
             dataset_options=parse_params(dataset_param), folds=fold or None, on_fold=on_fold,
-            train_fraction=fraction,
+            train_fraction=fraction, save_model=not no_save_model, plots=not no_plots,
         )
         all_records.extend(result.records)
         if result.summary:
@@ -309,6 +311,7 @@ def bench_cmd(
     out: str = typer.Option(None, "--out", "-o", help="Output directory [default: ./phonbench-results]."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+    save_models: bool = typer.Option(False, "--save-models", help="Keep fitted models in the run dirs."),
 ) -> None:
     """Run a declarative benchmark suite; an interrupted suite continues where it stopped."""
     from phonbench.bench import run_suite
@@ -316,7 +319,8 @@ def bench_cmd(
 
     console = _console()
     state = run_suite(suite, out=out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT), only=only, rerun=rerun,
-                      device=device, tracking=not no_tracking, tracking_uri=tracking_uri, log=console.print)
+                      device=device, tracking=not no_tracking, tracking_uri=tracking_uri, save_models=save_models,
+                      log=console.print)
     console.print(f"{len(state['done'])} entries done")
 
 

@@ -159,6 +159,7 @@ def run(
     extra: Mapping[str, Any] | None = None,
     train_fraction: float = 1.0,
     plots: bool = True,
+    save_model: bool = True,
     on_fold: Callable[[RunRecord], None] | None = None,
 ) -> RunResult:
     """Train and score ``model`` on ``dataset`` for every fold of ``split``; write records.
@@ -176,6 +177,8 @@ def run(
         train_fraction: train on a seeded subset of this fraction of each fold's training rows
             (valid and test unchanged) — for training-set-size studies.
         plots: write parity/error/DoS/learning-curve PNGs into ``runs/<id>/plots`` (and MLflow).
+        save_model: keep the fitted model in ``runs/<id>/model`` (needed by ``phonbench predict``;
+            a 300-tree composition forest on ``gamma`` takes ~330 MB).
         on_fold: called with each finished record (for progress output).
     """
     out = Path(out)
@@ -247,7 +250,8 @@ def run(
             predictions_table(fit.parts[s].ids, s, fit.parts[s].targets, p, fit.parts[s].mask, header=k == 0)
             for k, (s, p) in enumerate(fit.predictions.items())
         )
-        run_dir = write_run(out, record, csv, write_extra=lambda d, m=fit.model: _save_model(m, d, result))
+        writer = (lambda d, m=fit.model: _save_model(m, d, result)) if save_model else None
+        run_dir = write_run(out, record, csv, write_extra=writer)
         if plots:
             _plot(run_dir, result)
         if tracker:

@@ -145,6 +145,7 @@ def tune(
     fixed_params: Mapping[str, Any] | None = None,
     refit: bool = True,
     worker_index: int = 0,
+    save_model: bool = True,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> TuneResult:
     """Tune ``model`` on ``dataset`` (valid rows only), then refit the best parameters and score test.
@@ -256,12 +257,12 @@ def tune(
         result.studies.append(info)
     if refit:
         result.run = _refit(model_cls, card, ds, split, seed, device, out, tracking_uri, tracking, data_dir,
-                            dataset_options, best_params, result.studies, run)
+                            dataset_options, best_params, result.studies, run, save_model)
     return result
 
 
 def _refit(model_cls, card, ds, split, seed, device, out, tracking_uri, tracking, data_dir, dataset_options,
-           best_params, studies, run) -> Any:
+           best_params, studies, run, save_model=True) -> Any:
     """One ``tuned`` record per fold, each with that fold's best parameters."""
     records = []
     for fold_index, params in best_params.items():
@@ -270,7 +271,7 @@ def _refit(model_cls, card, ds, split, seed, device, out, tracking_uri, tracking
         res = run(model_cls.name, card.name, split=split, seed=seed, params=params, device=device, out=out,
                   tracking_uri=tracking_uri, tracking=tracking, data_dir=data_dir,
                   dataset_options=dataset_options, folds=[fold_index], tags=("tuned",),
-                  extra={"tuning": {**study_info, "search_space": space}})
+                  extra={"tuning": {**study_info, "search_space": space}}, save_model=save_model)
         records.extend(res.records)
     return records
 

@@ -133,3 +133,8 @@ def test_train_fraction_subsamples_train_only(tiny_dataset, tmp_path):
     assert half.dataset["train_fraction"] == 0.5
     with pytest.raises(ConfigError, match="outside"):
         run("dummy", tiny_dataset, out=tmp_path, tracking=False, train_fraction=1.5)
+
+
+def test_save_model_false_keeps_no_checkpoint(tiny_dataset, tmp_path):
+    result = run("dummy", tiny_dataset, out=tmp_path, tracking=False, save_model=False, plots=False)
+    assert not (result.run_dirs[0] / "model").exists() and (result.run_dirs[0] / "record.json").exists()
