@@ -6,7 +6,6 @@ Kept apart from :mod:`phonbench.cli` so the command module stays a thin parser.
 from __future__ import annotations
 
 
-
 def _console():
     from rich.console import Console
 
