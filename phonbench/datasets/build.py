@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m phonbench.datasets.build --raw ../shared/data [--out phonbench/datasets/data] [--limit N]
+    python -m phonbench.datasets.build --raw PATH/TO/shared/data [--out phonbench/datasets/data] [--limit N]
 
 ``--raw`` is the folder documented in ``shared/data/README.md``. The Petretto JSONs are streamed
 straight out of ``petretto2018_phonon_json.tar.xz`` (each one checked against the shipped sha256
@@ -328,7 +328,7 @@ def build(raw: str | Path, out: str | Path, limit: int | None = None) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--raw", required=True, help="shared data folder (../shared/data)")
+    parser.add_argument("--raw", required=True, help="the raw data folder (shared/data of the project)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("data")), help="output folder")
     parser.add_argument("--limit", type=int, default=None, help="only the first N Petretto materials")
     args = parser.parse_args(argv)

@@ -319,48 +319,35 @@ class NguyenDataset(Dataset):
         return super()._make_split(name, seed)
 
 
+def _nguyen_card(name: str, description: str, size: int, notes: str) -> DatasetCard:
+    """Card of one Nguyen et al. set; the sets differ only in name, description, size and notes."""
+    return DatasetCard(
+        name=name, description=description + "\nUser-provided data (not public): POSCARs plus the authors' "
+        "frequency CSV(s).", task=TASK, citation=CITATION, license=LICENSE, source=SOURCE,
+        default_split="paper", splits=SPLITS, default_metrics=METRICS, primary_metric="mae", size=size, notes=notes,
+    )
+
+
 class RhombohedronDataset(NguyenDataset):
     """35,552 F-43m primitive cells (8, 9 or 14 atoms); 42 padded Γ frequencies in THz."""
 
-    card = DatasetCard(
-        name="rhombohedron",
-        description=(
-            "Nguyen et al. 2022 'Rhombohedron' set: Γ-point phonon frequencies (THz, VASP) of 35,552 "
-            "primitive F-43m cells with 8, 9 or 14 atoms, 3N modes sorted descending and zero-padded to 42.\n"
-            "User-provided data (not public): POSCARs plus the authors' frequency CSV(s)."
-        ),
-        task=TASK,
-        citation=CITATION,
-        license=LICENSE,
-        source=SOURCE,
-        default_split="paper",
-        splits=SPLITS,
-        default_metrics=METRICS,
-        primary_metric="mae",
-        size=35552,
-        notes=("paper split: 28,441 train / 7,111 test (seeded here; the authors' exact test rows are "
-               "testSample.csv, used by split 'files'). Reported aggregated R²: 0.724."),
+    card = _nguyen_card(
+        "rhombohedron",
+        "Nguyen et al. 2022 'Rhombohedron' set: Γ-point phonon frequencies (THz, VASP) of 35,552 "
+        "primitive F-43m cells with 8, 9 or 14 atoms, 3N modes sorted descending and zero-padded to 42.",
+        35552,
+        "paper split: 28,441 train / 7,111 test (seeded here; the authors' exact test rows are "
+        "testSample.csv, used by split 'files'). Reported aggregated R²: 0.724.",
     )
 
 
 class MixDataset(NguyenDataset):
     """15,000 mixed-structure cells; Γ frequencies in THz padded to 42."""
 
-    card = DatasetCard(
-        name="mix",
-        description=(
-            "Nguyen et al. 2022 'Mix' set: Γ-point phonon frequencies (THz, VASP) of 15,000 cells of mixed "
-            "structure types, 3N modes sorted descending and zero-padded to 42.\n"
-            "User-provided data (not public): POSCARs plus the authors' frequency CSV(s)."
-        ),
-        task=TASK,
-        citation=CITATION,
-        license=LICENSE,
-        source=SOURCE,
-        default_split="paper",
-        splits=SPLITS,
-        default_metrics=METRICS,
-        primary_metric="mae",
-        size=15000,
-        notes="paper split: 12,000 train / 3,000 test (seeded here). Reported aggregated R²: 0.554.",
+    card = _nguyen_card(
+        "mix",
+        "Nguyen et al. 2022 'Mix' set: Γ-point phonon frequencies (THz, VASP) of 15,000 cells of mixed "
+        "structure types, 3N modes sorted descending and zero-padded to 42.",
+        15000,
+        "paper split: 12,000 train / 3,000 test (seeded here). Reported aggregated R²: 0.554.",
     )
