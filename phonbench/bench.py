@@ -162,6 +162,21 @@ def run_suite(
                     raise
                 log(f"skip {entry.label}: optional dataset not available ({exc.message})")
                 break
-            state["done"][key] = run_ids
-            write_json_atomic(state_path, state)
+            state = _record_done(state_path, key, run_ids)
+    return state
+
+
+def _record_done(state_path: Path, key: str, run_ids: list[str]) -> dict[str, Any]:
+    """Add one finished entry to the state file under a lock (suites may run in parallel)."""
+    import contextlib
+
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_path.with_suffix(".lock"), "w") as lock:
+        with contextlib.suppress(ImportError):
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(state_path.read_text()) if state_path.exists() else {"done": {}}
+        state["done"][key] = run_ids
+        write_json_atomic(state_path, state)
     return state

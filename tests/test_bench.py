@@ -68,3 +68,15 @@ def test_shipped_suites_parse():
     assert {p.stem for p in suites} >= {"quick", "papers", "full"}
     for path in suites:
         assert load_suite(path).entries
+
+
+def test_parallel_suites_do_not_lose_each_others_progress(suite_file, tmp_path):
+    """Two processes on one output dir: each re-reads the state under a lock before writing."""
+    from phonbench.bench import _record_done
+
+    path = tmp_path / "state.json"
+    _record_done(path, "a", ["r1"])
+    _record_done(path, "b", ["r2"])  # as if written by another process
+    import json
+
+    assert json.loads(path.read_text())["done"] == {"a": ["r1"], "b": ["r2"]}
