@@ -11,6 +11,7 @@ boolean array of the same shape, ``True`` for real modes and ``False`` for zero 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -259,7 +260,7 @@ def fold_from_test(n: int, test: np.ndarray, seed: int, valid_fraction: float = 
     return _fold_with_valid(rest, test, np.random.default_rng(seed), valid_fraction, name)
 
 
-class Dataset:
+class Dataset(ABC):
     """Base class of dataset plugins.
 
     Subclasses set ``card`` and implement :meth:`_load` and, for splits other than ``random`` and
@@ -284,8 +285,9 @@ class Dataset:
             self._data = self._load()
         return self._data
 
-    def _load(self) -> PhononData:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _load(self) -> PhononData:
+        """Read all records (called once by :meth:`load`)."""
 
     def split(self, name: str | None = None, seed: int = 0) -> Split:
         """The split protocol ``name`` (default: the card's default split).

@@ -10,6 +10,7 @@ metrics ignore them).
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 EpochCallback = Callable[[int, Mapping[str, float]], None]
 
 
-class Model:
+class Model(ABC):
     """Base class of all models.
 
     Class attributes:
@@ -66,28 +67,32 @@ class Model:
         return {}
 
     # ------------------------------------------------------------------ contract
+    @abstractmethod
     def fit(
         self, train: PhononData, valid: PhononData | None = None, callbacks: Sequence[EpochCallback] = ()
     ) -> Model:
         """Train on ``train``; ``valid`` is used only for early stopping/model selection."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, data: PhononData) -> np.ndarray:
         """Predictions of shape ``(len(data), task.n_outputs)`` in the task's unit."""
-        raise NotImplementedError
 
     def n_parameters(self) -> int | None:
         """Number of trainable parameters (``None`` when it has no meaning)."""
         return None
 
     def save(self, path: str | Path) -> None:
-        """Write the fitted model to ``path`` (a directory)."""
-        raise NotImplementedError
+        """Write the fitted model to ``path`` (a directory).
+
+        Optional capability: a model without persistence keeps this default, which raises
+        ``NotImplementedError``; the runner then records the run without a checkpoint.
+        """
+        raise NotImplementedError(f"model {self.name!r} cannot be saved")
 
     @classmethod
     def load(cls, path: str | Path) -> Model:
-        """Read a model written by :meth:`save`."""
-        raise NotImplementedError
+        """Read a model written by :meth:`save` (optional capability, see :meth:`save`)."""
+        raise NotImplementedError(f"model {cls.name!r} cannot be loaded")
 
     # ------------------------------------------------------------------ helpers
     def check_task(self, data: PhononData) -> None:

@@ -42,6 +42,7 @@ import math
 import os
 import sys
 import time
+from abc import abstractmethod
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
@@ -225,9 +226,9 @@ class TorchModel(Model):
         self.best_epoch_: int | None = None
 
     # ------------------------------------------------------------------ hooks
+    @abstractmethod
     def featurize(self, data: PhononData) -> list[Any]:
         """Per-material items (e.g. PyG ``Data``), one per row of ``data``, in order."""
-        raise NotImplementedError
 
     def collate(self, items: Sequence[Any]) -> Any:
         """Batch of items (default: ``torch_geometric.data.Batch.from_data_list``)."""
@@ -239,9 +240,9 @@ class TorchModel(Model):
         """JSON-serialisable module configuration derived from training items (default: ``{}``)."""
         return {}
 
+    @abstractmethod
     def build_module(self, task: Task, config: Mapping[str, Any]) -> torch.nn.Module:
         """The network for ``task``; ``config`` is what :meth:`infer_config` returned."""
-        raise NotImplementedError
 
     def forward(self, module: torch.nn.Module, batch: Any) -> torch.Tensor:
         """``(B, d)`` predictions of ``batch`` in normalised target space."""
