@@ -16,8 +16,9 @@ standard deviation over all real (unmasked) training entries; spectra are alread
 and are used as they are. The loss (MSE or L1) is masked, so zero padding of ``modes`` targets never
 contributes. ``predict`` un-standardises, so it returns values in the task's unit.
 
-Training: AdamW, an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``,
-``plateau`` or ``none``), gradient-norm clipping (``clip``; 0 disables), early stopping on the
+Training: AdamW, an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``
+— annealed to zero over ``epochs`` or, when ``max_time_s`` is set, over whichever of the epoch and
+time budgets runs out first, so a time-capped run still ends at a small LR —, ``plateau`` or ``none``), gradient-norm clipping (``clip``; 0 disables), early stopping on the
 validation loss (``patience`` epochs without improvement; the training loss is monitored when no
 validation set is given), optionally an exponential moving average of the weights (``ema_decay``
 per step; validation, checkpoints and the final model then use the averaged weights), the best
@@ -78,6 +79,31 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 _SCHEDULES = ("exponential", "cosine", "plateau", "none")
+
+
+class _BudgetCosine:
+    """Cosine annealing from the initial LR to 0 over an epoch budget and an optional time budget.
+
+    Before epoch ``e`` (1-based) that starts ``elapsed_s`` seconds into ``fit``, the progress is
+    ``max((e - 1) / epochs, elapsed_s / max_time_s)`` (the time term only when ``max_time_s > 0``)
+    and the LR is ``lr0 * (1 + cos(pi * progress)) / 2``. Without a time budget this is exactly
+    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs)``.
+    """
+
+    def __init__(self, opt: Any, epochs: int, max_time_s: float = 0.0):
+        self.opt, self.epochs, self.max_time_s = opt, max(int(epochs), 1), float(max_time_s)
+        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
+
+    def progress(self, epoch: int, elapsed_s: float) -> float:
+        frac = (epoch - 1) / self.epochs
+        if self.max_time_s > 0:
+            frac = max(frac, elapsed_s / self.max_time_s)
+        return min(max(frac, 0.0), 1.0)
+
+    def set_lr(self, epoch: int, elapsed_s: float) -> None:
+        scale = 0.5 * (1.0 + math.cos(math.pi * self.progress(epoch, elapsed_s)))
+        for group, base in zip(self.opt.param_groups, self.base_lrs):
+            group["lr"] = base * scale
 _LOSSES = ("mse", "l1")
 
 
@@ -327,7 +353,7 @@ class TorchModel(Model):
         if kind == "exponential":
             sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
         elif kind == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(p["epochs"]))
+            sched = _BudgetCosine(opt, int(p["epochs"]), float(p.get("max_time_s", 0.0) or 0.0))
         elif kind == "plateau":
             factor = decay if 0 < decay < 1 else 0.5
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -358,6 +384,8 @@ class TorchModel(Model):
                     mean_epoch = float(np.mean([h["epoch_time_s"] for h in self.history]))
                     if (t0 - start) + mean_epoch > budget:
                         break
+                if isinstance(sched, _BudgetCosine):
+                    sched.set_lr(epoch, t0 - start)
                 lr = float(opt.param_groups[0]["lr"])
                 train_loss = self._train_epoch(module, items, y, mask, opt, ema, rng, device, epoch)
                 record: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
@@ -372,7 +400,7 @@ class TorchModel(Model):
                         stale += 1
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(monitor)
-                elif sched is not None:
+                elif sched is not None and not isinstance(sched, _BudgetCosine):
                     sched.step()
                 record["epoch_time_s"] = time.perf_counter() - t0
                 self.history.append(record)

@@ -176,3 +176,26 @@ def test_errors():
 def test_cuda_without_cuda_is_config_error():
     with pytest.raises(ConfigError, match="CUDA"):
         ToyMLP(device="cuda").fit(_data(10, 0))
+
+
+def test_cosine_schedule_matches_torch_and_respects_the_time_budget():
+    import torch
+
+    from phonbench.models.training import _BudgetCosine
+
+    model = ToyMLP({"epochs": 5, "lr": 0.01, "lr_schedule": "cosine"}, device="cpu").fit(_data(20, 0))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    expected = []
+    for _ in range(5):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        reference.step()
+    assert [h["lr"] for h in model.history] == pytest.approx(expected)
+    # with a 100 s budget and 1,000 epochs, time drives the schedule: half-way in time → half the LR
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
+    timed = _BudgetCosine(opt, epochs=1000, max_time_s=100.0)
+    timed.set_lr(epoch=2, elapsed_s=50.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
+    timed.set_lr(epoch=3, elapsed_s=100.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
