@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from phonbench.cli_leaderboard import board_app
 from phonbench.cli_output import learning_curve, metrics_table, print_info, summary_table
 from phonbench.exceptions import PhonbenchError
 
@@ -26,7 +27,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-board_app = typer.Typer(help="Build and publish leaderboards from run records.", no_args_is_help=True)
 app.add_typer(board_app, name="leaderboard")
 
 _STATE: dict[str, Any] = {"debug": False}
@@ -354,41 +354,6 @@ def plot_cmd(
 
     for path in plot_run(_resolve_run(run, out)):
         _console().print(f"written: {path}")
-
-
-# ---------------------------------------------------------------------------- leaderboard
-@board_app.command("build")
-def leaderboard_build_cmd(
-    records: Optional[str] = typer.Option(None, "--records", help="Results dir with runs/*/record.json."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Collect records from MLflow."),
-    out: str = typer.Option("leaderboards", "--out", "-o", help="Output folder (tables + site/)."),
-    strict: bool = typer.Option(False, "--strict", help="Fail if any record is rejected."),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Skip the PNG figures."),
-) -> None:
-    """Validate records and build per-dataset tables (md/CSV/JSON) and a static HTML site."""
-    from pathlib import Path
-
-    from phonbench.leaderboard import build_leaderboard
-
-    report = build_leaderboard(Path(records) if records else None, tracking_uri, Path(out),
-                               with_figures=not no_figures, strict=strict)
-    console = _console()
-    for line in report.lines():
-        console.print(line)
-    console.print(f"site: {report.site_index}")
-
-
-@board_app.command("publish")
-def leaderboard_publish_cmd(
-    to: str = typer.Option(..., "--to", help="Destination folder for the self-contained site."),
-    out: str = typer.Option("leaderboards", "--out", "-o", help="Folder the site was built in."),
-) -> None:
-    """Copy the built static site to a folder ready for any static host."""
-    from pathlib import Path
-
-    from phonbench.leaderboard import publish_site
-
-    _console().print(f"published: {publish_site(Path(out), Path(to))}")
 
 
 # ---------------------------------------------------------------------------- data

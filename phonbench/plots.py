@@ -253,7 +253,7 @@ def plot_training_history(
 
 # ---------------------------------------------------------------------- run directories
 def read_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Per-split arrays from ``<run_dir>/predictions.csv``.
+    """Per-split arrays from ``<run_dir>/predictions.csv`` (or its archived ``.csv.gz``).
 
     Returns:
         ``{split: {"ids": list[str], "y_true": (n, d), "y_pred": (n, d), "mask": (n, d) bool | None}}``.
@@ -263,9 +263,9 @@ def read_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """
     import pandas as pd
 
-    from phonbench.records import PREDICTIONS_FILE
+    from phonbench.records import PREDICTIONS_FILE, predictions_path
 
-    file = Path(run_dir) / PREDICTIONS_FILE
+    file = predictions_path(run_dir)
     if not file.is_file():
         raise DataError(f"no {PREDICTIONS_FILE} in {run_dir}", "pass a run directory written by phonbench run")
     table = pd.read_csv(file, dtype={"id": str, "split": str})

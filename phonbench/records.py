@@ -3,7 +3,8 @@
 Layout under the output directory (default ``./phonbench-results``)::
 
     runs/<run_id>/record.json        RunRecord (config, metrics per split, timings, provenance)
-    runs/<run_id>/predictions.csv    id, split, y_true_*, y_pred_* (and mask_* for modes)
+    runs/<run_id>/predictions.csv    id, split, y_true_*, y_pred_* (and mask_* for modes);
+                                     archived runs (:func:`archive_run`) hold predictions.csv.gz
     runs/<run_id>/model/             the fitted model (``Model.save``), reloadable for predictions
     summaries/<summary_id>.json      mean ± std over the folds of one multi-fold run
 
@@ -14,6 +15,7 @@ canonical JSON of every other field; :func:`read_record` checks it.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -30,11 +32,12 @@ from typing import Any, Callable
 import numpy as np
 
 from phonbench.exceptions import TrackingError
-from phonbench.io import write_json_atomic, write_text_atomic
+from phonbench.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_ARCHIVE = PREDICTIONS_FILE + ".gz"
 MODEL_DIR = "model"
 
 
@@ -244,3 +247,60 @@ def summarize(records: list[RunRecord]) -> dict[str, dict[str, dict[str, float]]
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             out.setdefault(split, {})[name] = {"mean": float(values.mean()), "std": std, "n": len(values)}
     return out
+
+
+def predictions_path(run_dir: str | Path) -> Path:
+    """``<run_dir>/predictions.csv``, or the archived ``predictions.csv.gz`` when only that exists."""
+    plain = Path(run_dir) / PREDICTIONS_FILE
+    archived = Path(run_dir) / PREDICTIONS_ARCHIVE
+    return archived if not plain.exists() and archived.exists() else plain
+
+
+def read_predictions_text(run_dir: str | Path) -> str:
+    """The predictions CSV of a run directory as text (plain or gzip-archived).
+
+    Raises:
+        OSError: neither file is readable.
+    """
+    path = predictions_path(run_dir)
+    if path.suffix == ".gz":
+        try:
+            return gzip.decompress(path.read_bytes()).decode()
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise OSError(f"{path.name} is not a valid gzip file ({exc})") from exc
+    return path.read_text()
+
+
+def archive_run(run_dir: str | Path, records_dir: str | Path, replace: bool = False) -> Path:
+    """Copy one run into a records folder (e.g. ``leaderboards/records``) for a leaderboard.
+
+    Only what a leaderboard reads travels: ``record.json`` (its hash verified) and the predictions,
+    gzip-compressed deterministically (no timestamp, ~4x smaller) as ``predictions.csv.gz``. The
+    copy is assembled under a temporary name and renamed into ``<records_dir>/runs/<run_id>/``.
+
+    Raises:
+        TrackingError: unreadable or modified record, missing predictions, or the run is already
+            archived (pass ``replace=True`` to overwrite).
+    """
+    data = read_record(run_dir)
+    try:
+        text = read_predictions_text(run_dir)
+    except OSError as exc:
+        raise TrackingError(f"run {run_dir} has no readable predictions ({exc})",
+                            "archive run directories written by phonbench run or bench") from exc
+    runs = Path(records_dir) / "runs"
+    final, tmp = runs / data["run_id"], runs / f".tmp-{data['run_id']}"
+    if final.exists() and not replace:
+        raise TrackingError(f"run {data['run_id']} is already in {records_dir}", "pass --replace to overwrite it")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        write_bytes_atomic(tmp / PREDICTIONS_ARCHIVE, gzip.compress(text.encode(), compresslevel=9, mtime=0))
+        write_json_atomic(tmp / RECORD_FILE, data)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

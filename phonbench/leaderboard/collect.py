@@ -20,6 +20,7 @@ of plugin datasets publishable on a machine without the plugin.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from phonbench.exceptions import PhonbenchError
-from phonbench.records import PREDICTIONS_FILE, RECORD_FILE, read_record
+from phonbench.records import PREDICTIONS_FILE, RECORD_FILE, read_predictions_text, read_record
 
 SPLITS = ("train", "valid", "test")
 RUNS_DIR = "runs"
@@ -171,16 +172,16 @@ _MISSING = object()
 
 
 def read_predictions(path: Path, n_outputs: int) -> Predictions:
-    """Parse ``predictions.csv`` written by :func:`phonbench.records.predictions_table`.
+    """Parse the ``predictions.csv`` (or ``.csv.gz``) of run directory ``path``, as written by
+    :func:`phonbench.records.predictions_table`.
 
     Raises:
         RecordRejected: missing file, wrong columns, unknown split names or unparsable values.
     """
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
+        rows = list(csv.reader(io.StringIO(read_predictions_text(path), newline="")))
     except OSError as exc:
-        raise RecordRejected(f"cannot read {PREDICTIONS_FILE}: {exc.strerror}") from exc
+        raise RecordRejected(f"cannot read {PREDICTIONS_FILE}: {exc.strerror or exc}") from exc
     if not rows:
         raise RecordRejected(f"{PREDICTIONS_FILE} is empty")
     header, body = rows[0], rows[1:]
@@ -285,7 +286,7 @@ def validate(record_path: Path, source: str, expected_id: str | None, coll: Coll
                 f"dataset {ds['name']!r} version {ds['version']!r} differs from the installed card's version "
                 f"{version!r} — rerun on the current data"
             )
-        pred = read_predictions(record_path.parent / PREDICTIONS_FILE, ds["task"]["n_outputs"])
+        pred = read_predictions(record_path.parent, ds["task"]["n_outputs"])
         check_consistency(data, pred)
     except RecordRejected as exc:
         coll.rejected.append((source, str(exc)))
