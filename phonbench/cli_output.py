@@ -29,7 +29,7 @@ def learning_curve(console, records, out) -> None:
     console.print(table)
     from pathlib import Path
 
-    from phonbench.plots import learning_curve_table, plot_learning_curve
+    from phonbench.learning_curves import learning_curve_table, plot_learning_curve
     from phonbench.records import utc_now
 
     curve = learning_curve_table([r.to_dict() for r in records])

@@ -4,8 +4,8 @@ Every function takes arrays (not files), writes one PNG and returns its path. Ou
 deterministic: matplotlib's default style (independent of the user's matplotlibrc), the Agg
 canvas, fixed figure sizes and dpi, and no software/date metadata in the file.
 :func:`plot_run` reads a run directory (``record.json`` + ``predictions.csv``) and writes all
-applicable figures to ``<run_dir>/plots/``; :func:`learning_curve_table` and
-:func:`plot_learning_curve` summarise a training-set-size study (Nguyen et al. 2022, Fig. 7b).
+applicable figures to ``<run_dir>/plots/``. Training-set-size studies are plotted by
+:mod:`phonbench.learning_curves`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 from phonbench.exceptions import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.figure import Figure
 
     from phonbench.datasets.base import Task
@@ -31,7 +30,7 @@ SPLIT_COLORS = {"train": "tab:blue", "valid": "tab:green", "test": "tab:orange"}
 
 # ---------------------------------------------------------------------- figure plumbing
 @contextmanager
-def _figure(path: str | Path, size: tuple[float, float], nrows: int = 1, ncols: int = 1) -> Iterator[tuple[Figure, Any]]:
+def figure(path: str | Path, size: tuple[float, float], nrows: int = 1, ncols: int = 1) -> Iterator[tuple[Figure, Any]]:
     """A Figure with an Agg canvas and ``nrows × ncols`` axes, saved to ``path`` on exit."""
     from matplotlib import style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,7 +47,7 @@ def _figure(path: str | Path, size: tuple[float, float], nrows: int = 1, ncols: 
         fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
 
 
-def _unit_label(unit: str | None) -> str:
+def unit_label(unit: str | None) -> str:
     return f" ({unit})" if unit else ""
 
 
@@ -125,7 +124,7 @@ def plot_parity(
     ss_tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
     r2 = 1.0 - float(((y - p) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
     mae = float(np.abs(y - p).mean()) if len(y) else float("nan")
-    with _figure(path, (4.8, 4.5)) as (_, axes):
+    with figure(path, (4.8, 4.5)) as (_, axes):
         ax = axes[0, 0]
         ax.scatter(y, p, s=4, alpha=0.4, color="tab:blue", linewidths=0, rasterized=True)
         lo = float(min(y.min(), p.min())) if len(y) else 0.0
@@ -133,8 +132,8 @@ def plot_parity(
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_xlabel("true" + _unit_label(unit))
-        ax.set_ylabel("predicted" + _unit_label(unit))
+        ax.set_xlabel("true" + unit_label(unit))
+        ax.set_ylabel("predicted" + unit_label(unit))
         ax.set_title(f"{title + ': ' if title else ''}R² = {r2:.3f}, MAE = {mae:.3g}", fontsize=10)
     return Path(path)
 
@@ -157,7 +156,7 @@ def plot_error_histograms(
     """
     values = [np.asarray(v, dtype=np.float64) for v in errors.values() if len(v)]
     edges = np.histogram_bin_edges(np.concatenate(values), bins=bins) if values else np.linspace(0, 1, bins + 1)
-    with _figure(path, (5.5, 4.0)) as (_, axes):
+    with figure(path, (5.5, 4.0)) as (_, axes):
         ax = axes[0, 0]
         for split, v in errors.items():
             v = np.asarray(v, dtype=np.float64)
@@ -195,7 +194,7 @@ def plot_dos_quartiles(
     grid = np.asarray(grid, dtype=np.float64)
     errors = per_material_errors(y_true, y_pred)
     picks = quartile_examples(errors, per_quartile)
-    with _figure(path, (2.6 * per_quartile, 8.0), 4, per_quartile) as (_, axes):
+    with figure(path, (2.6 * per_quartile, 8.0), 4, per_quartile) as (_, axes):
         used: dict[int, int] = {}
         for q, i in picks:
             ax = axes[q, used.get(q, 0)]
@@ -206,7 +205,7 @@ def plot_dos_quartiles(
             ax.set_title(f"Q{q + 1} {name}\nMSE {errors[i]:.3g}", fontsize=8)
             ax.tick_params(labelsize=7)
             if q == 3:
-                ax.set_xlabel("frequency" + _unit_label(grid_unit), fontsize=8)
+                ax.set_xlabel("frequency" + unit_label(grid_unit), fontsize=8)
         for q in range(4):
             for k in range(used.get(q, 0), per_quartile):
                 axes[q, k].set_axis_off()
@@ -236,7 +235,7 @@ def plot_training_history(
     if not keys:
         raise DataError("the training history has none of the requested keys", "pass keys=[...] present in it")
     positive = all(float(row[k]) > 0 for row in history for k in keys if k in row)
-    with _figure(path, (5.5, 4.0)) as (_, axes):
+    with figure(path, (5.5, 4.0)) as (_, axes):
         ax = axes[0, 0]
         for key in keys:
             rows = [row for row in history if key in row]
@@ -319,7 +318,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         errors = {s: per_material_errors(v["y_true"], v["y_pred"], v["mask"], kind) for s, v in preds.items()}
         unit = f"({task.unit})^2" if kind == "mse" else task.unit
         paths.append(plot_error_histograms(errors, out_dir / "errors_histogram.png",
-                                           xlabel=f"per-material {kind.upper()}{_unit_label(unit)}", title=title))
+                                           xlabel=f"per-material {kind.upper()}{unit_label(unit)}", title=title))
         if task.kind == "spectrum":
             paths.append(plot_dos_quartiles(task.grid_array(), part["y_true"], part["y_pred"],
                                             out_dir / "dos_quartiles.png", ids=part["ids"], grid_unit=task.grid_unit))
@@ -327,87 +326,6 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     if any(k.endswith("_loss") for row in history for k in row):
         paths.append(plot_training_history(history, out_dir / "training_history.png"))
     return paths
-
-
-# ---------------------------------------------------------------------- training-set-size study
-def _as_record(item: Any) -> dict[str, Any]:
-    from phonbench.records import read_record
-
-    if isinstance(item, Mapping):
-        return dict(item)
-    if hasattr(item, "to_dict"):
-        return item.to_dict()
-    return read_record(item)
-
-
-def learning_curve_table(records: Sequence[Any], split: str = "test", metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """Metrics against training-set size, averaged over runs (seeds/folds) of the same fraction.
-
-    Args:
-        records: record dicts, :class:`~phonbench.records.RunRecord` objects or run directories.
-            The train fraction is read from ``dataset["train_fraction"]`` (or ``extra``) (runs without it count as
-            fraction ``n_train / max(n_train)``); ``n_train`` from ``dataset["sizes"]["train"]``.
-        split: which split's metrics to tabulate.
-        metrics: metric names (default: every metric present in all records for ``split``).
-
-    Returns:
-        DataFrame sorted by ``n_train`` with columns ``fraction, n_train, n_runs`` and, per metric,
-        ``<metric>`` (mean) and ``<metric>_std`` (sample std, 0 for one run).
-
-    Raises:
-        DataError: no records, or a record without metrics for ``split``.
-    """
-    import pandas as pd
-
-    rows = [_as_record(r) for r in records]
-    if not rows:
-        raise DataError("no run records given for the learning curve", "pass the records of the study")
-    for r in rows:
-        if split not in r.get("metrics", {}):
-            raise DataError(f"run {r.get('run_id')} has no {split} metrics", "use split='valid' or rerun")
-    if metrics is None:
-        metrics = sorted(set.intersection(*(set(r["metrics"][split]) for r in rows)))
-    n_max = max(int(r["dataset"]["sizes"]["train"]) for r in rows)
-    flat = []
-    for r in rows:
-        n_train = int(r["dataset"]["sizes"]["train"])
-        fraction = r["dataset"].get("train_fraction", (r.get("extra") or {}).get("train_fraction"))
-        flat.append({"fraction": float(fraction) if fraction is not None else n_train / n_max, "n_train": n_train,
-                     **{m: r["metrics"][split].get(m, np.nan) for m in metrics}})
-    df = pd.DataFrame(flat)
-    grouped = df.groupby("fraction", sort=True)
-    table = grouped.agg(n_train=("n_train", "mean"), n_runs=("n_train", "size")).reset_index()
-    for m in metrics:
-        table[m] = grouped[m].mean().to_numpy()
-        table[f"{m}_std"] = grouped[m].std(ddof=1).fillna(0.0).to_numpy()
-    table["n_train"] = table["n_train"].round().astype(int)
-    return table.sort_values("n_train", kind="stable").reset_index(drop=True)
-
-
-def plot_learning_curve(table: pd.DataFrame, path: str | Path, metric: str, *, unit: str | None = None) -> Path:
-    """Test ``metric`` (mean ± std) against training-set size (Nguyen et al. 2022, Fig. 7b).
-
-    Args:
-        table: output of :func:`learning_curve_table`.
-        path: output PNG.
-        metric: column to plot.
-        unit: y-axis unit label.
-    """
-    if metric not in table.columns:
-        raise DataError(f"metric {metric!r} is not in the learning-curve table",
-                        f"use one of: {', '.join(c for c in table.columns if not c.endswith('_std'))}")
-    std = table.get(f"{metric}_std")
-    with _figure(path, (5.0, 4.0)) as (_, axes):
-        ax = axes[0, 0]
-        ax.errorbar(table["n_train"], table[metric], yerr=None if std is None else std, marker="o",
-                    capsize=3, color="tab:blue")
-        for _, row in table.iterrows():
-            ax.annotate(f"{row['fraction']:.0%}", (row["n_train"], row[metric]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_xlabel("training-set size")
-        ax.set_ylabel(metric + _unit_label(unit))
-    return Path(path)
 
 
 # ---------------------------------------------------------------------- predictions of new structures
@@ -423,12 +341,12 @@ def plot_predicted_dos(
         path: output PNG.
         title: figure title (structure name, ω̄, C_V).
     """
-    with _figure(path, (5.0, 3.5)) as (_, axes):
+    with figure(path, (5.0, 3.5)) as (_, axes):
         ax = axes[0, 0]
         ax.fill_between(np.asarray(grid), np.asarray(dos), color="tab:red", alpha=0.35, lw=0)
         ax.plot(grid, dos, color="tab:red", lw=1.2)
-        ax.set_xlabel("frequency" + _unit_label(grid_unit))
-        ax.set_ylabel("DoS" + _unit_label(dos_unit))
+        ax.set_xlabel("frequency" + unit_label(grid_unit))
+        ax.set_ylabel("DoS" + unit_label(dos_unit))
         ax.set_ylim(bottom=0)
         if title:
             ax.set_title(title, fontsize=9)
@@ -458,11 +376,11 @@ def plot_alloy_series(
         raise DataError(f"{len(p_values)} compositions for {len(dos_matrix)} DoS rows", "give one p per row")
     norm = Normalize(float(p_values.min()), float(p_values.max()) if p_values.max() > p_values.min() else 1.0)
     cmap = colormaps["viridis"]
-    with _figure(path, (5.5, 4.0)) as (fig, axes):
+    with figure(path, (5.5, 4.0)) as (fig, axes):
         ax = axes[0, 0]
         for p, row in zip(p_values, dos_matrix):
             ax.plot(grid, row, color=cmap(norm(p)), lw=1.3)
-        ax.set_xlabel("frequency" + _unit_label(grid_unit))
+        ax.set_xlabel("frequency" + unit_label(grid_unit))
         ax.set_ylabel("DoS")
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
     return Path(path)

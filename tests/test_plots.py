@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from phonbench.exceptions import DataError
+from phonbench.learning_curves import learning_curve_table, plot_learning_curve
 from phonbench.plots import (
-    learning_curve_table,
     per_material_errors,
     plot_dos_quartiles,
     plot_error_histograms,
-    plot_learning_curve,
     plot_parity,
     plot_run,
     plot_training_history,

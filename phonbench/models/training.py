@@ -40,26 +40,32 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import sys
 import time
 from abc import abstractmethod
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from phonbench.exceptions import ConfigError, ModelError
 from phonbench.models.base import EpochCallback, Model
+from phonbench.models.torch_utils import (
+    BudgetCosine,
+    WeightAverage,
+    deterministic,
+    masked_loss,
+    num_threads_context,
+    progress_enabled,
+    resolve_device,
+    to_device,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from phonbench.datasets.base import PhononData, Task
 
-NO_PROGRESS_ENV = "PHONBENCH_NO_PROGRESS"
-NUM_THREADS_ENV = "PHONBENCH_NUM_THREADS"
 WEIGHTS_FILE = "weights.pt"
 
 #: Training hyperparameters shared by all torch models; a model merges them into its
@@ -81,150 +87,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 _SCHEDULES = ("exponential", "cosine", "plateau", "none")
 
 
-class _BudgetCosine:
-    """Cosine annealing from the initial LR to 0 over an epoch budget and an optional time budget.
-
-    Before epoch ``e`` (1-based) that starts ``elapsed_s`` seconds into ``fit``, the progress is
-    ``max((e - 1) / epochs, elapsed_s / max_time_s)`` (the time term only when ``max_time_s > 0``)
-    and the LR is ``lr0 * (1 + cos(pi * progress)) / 2``. Without a time budget this is exactly
-    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs)``.
-    """
-
-    def __init__(self, opt: Any, epochs: int, max_time_s: float = 0.0):
-        self.opt, self.epochs, self.max_time_s = opt, max(int(epochs), 1), float(max_time_s)
-        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
-
-    def progress(self, epoch: int, elapsed_s: float) -> float:
-        frac = (epoch - 1) / self.epochs
-        if self.max_time_s > 0:
-            frac = max(frac, elapsed_s / self.max_time_s)
-        return min(max(frac, 0.0), 1.0)
-
-    def set_lr(self, epoch: int, elapsed_s: float) -> None:
-        scale = 0.5 * (1.0 + math.cos(math.pi * self.progress(epoch, elapsed_s)))
-        for group, base in zip(self.opt.param_groups, self.base_lrs):
-            group["lr"] = base * scale
 _LOSSES = ("mse", "l1")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cpu``/``cuda[:i]`` as given.
-
-    Raises:
-        ConfigError: ``cuda`` requested but not available, or an unknown device string.
-    """
-    import torch
-
-    name = str(device or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available", "use device='auto' or 'cpu'")
-        return torch.device(name)
-    raise ConfigError(f"unknown device {device!r}", "use 'auto', 'cpu' or 'cuda'")
-
-
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str = "mse") -> torch.Tensor:
-    """Mean of the element-wise loss over entries where ``mask`` is True.
-
-    Args:
-        pred: ``(B, d)`` predictions (normalised target space).
-        target: ``(B, d)`` targets.
-        mask: ``(B, d)`` bool (True = real entry) or ``None`` (all real).
-        kind: ``mse`` or ``l1``.
-    """
-    diff = pred - target
-    err = diff * diff if kind == "mse" else diff.abs()
-    if mask is None:
-        return err.mean()
-    m = mask.to(err.dtype)
-    return (err * m).sum() / m.sum().clamp_min(1.0)
-
-
-def to_device(obj: Any, device: torch.device) -> Any:
-    """Move a tensor, PyG batch (anything with ``.to``) or a tuple/list/dict of them to ``device``."""
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(o, device) for o in obj)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if hasattr(obj, "to"):
-        return obj.to(device)
-    return obj
-
-
-def progress_enabled() -> bool:
-    """True when a progress bar should be drawn (stderr is a TTY and not disabled by env)."""
-    return not os.environ.get(NO_PROGRESS_ENV) and sys.stderr.isatty()
-
-
-@contextmanager
-def _num_threads(default: int | None = None) -> Iterator[None]:
-    """Use ``PHONBENCH_NUM_THREADS`` (else ``default``; else torch's setting) torch threads inside."""
-    import torch
-
-    value = os.environ.get(NUM_THREADS_ENV) or (str(default) if default else "")
-    if not value:
-        yield
-        return
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{NUM_THREADS_ENV}={value!r} is not a positive integer", "unset it or give e.g. 2")
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(value))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside, previous state after.
-
-    Costs ~1 % of an ``e3nn`` training step on CPU (measured), where results are already
-    reproducible; it matters for CUDA scatter/index kernels.
-    """
-    import torch
-
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
-class _WeightAverage:
-    """Exponential moving average of a module's parameters (warm-up: ``min(d, (1+t)/(10+t))``)."""
-
-    def __init__(self, module: Any, decay: float):
-        self.decay, self.steps = float(decay), 0
-        self.params = [p for p in module.parameters()]
-        self.shadow = [p.detach().clone() for p in self.params]
-
-    def update(self) -> None:
-        import torch
-
-        self.steps += 1
-        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
-        with torch.no_grad():
-            torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
-
-    @contextmanager
-    def applied(self) -> Iterator[None]:
-        """Temporarily load the averaged weights into the module."""
-        import torch
-
-        backup = [p.detach().clone() for p in self.params]
-        with torch.no_grad():
-            torch._foreach_copy_([p.data for p in self.params], self.shadow)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                torch._foreach_copy_([p.data for p in self.params], backup)
 
 
 class TorchModel(Model):
@@ -319,7 +182,7 @@ class TorchModel(Model):
         self.check_task(train)
         device = resolve_device(self.device)
         self.device_used = str(device)
-        with _num_threads(self.num_threads), _deterministic():
+        with num_threads_context(self.num_threads), deterministic():
             torch.manual_seed(self.seed)
             rng = np.random.default_rng(self.seed)
             train_items = self.featurize(train)
@@ -353,7 +216,7 @@ class TorchModel(Model):
         if kind == "exponential":
             sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
         elif kind == "cosine":
-            sched = _BudgetCosine(opt, int(p["epochs"]), float(p.get("max_time_s", 0.0) or 0.0))
+            sched = BudgetCosine(opt, int(p["epochs"]), float(p.get("max_time_s", 0.0) or 0.0))
         elif kind == "plateau":
             factor = decay if 0 < decay < 1 else 0.5
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -371,7 +234,7 @@ class TorchModel(Model):
         epochs, patience = int(p["epochs"]), int(p.get("patience", 0) or 0)
         budget, loss_kind = float(p.get("max_time_s", 0.0) or 0.0), p.get("loss", "mse")
         opt, sched = self._make_optimizer(module)
-        ema = _WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
+        ema = WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
         self.history = []
         best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
         columns = (TextColumn(self.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -384,7 +247,7 @@ class TorchModel(Model):
                     mean_epoch = float(np.mean([h["epoch_time_s"] for h in self.history]))
                     if (t0 - start) + mean_epoch > budget:
                         break
-                if isinstance(sched, _BudgetCosine):
+                if isinstance(sched, BudgetCosine):
                     sched.set_lr(epoch, t0 - start)
                 lr = float(opt.param_groups[0]["lr"])
                 train_loss = self._train_epoch(module, items, y, mask, opt, ema, rng, device, epoch)
@@ -400,7 +263,7 @@ class TorchModel(Model):
                         stale += 1
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(monitor)
-                elif sched is not None and not isinstance(sched, _BudgetCosine):
+                elif sched is not None and not isinstance(sched, BudgetCosine):
                     sched.step()
                 record["epoch_time_s"] = time.perf_counter() - t0
                 self.history.append(record)
@@ -464,7 +327,7 @@ class TorchModel(Model):
         if len(data) == 0:
             return np.zeros((0, task.n_outputs))
         device = next(iter(self.module.parameters())).device
-        with _num_threads(self.num_threads), _deterministic():
+        with num_threads_context(self.num_threads), deterministic():
             items = self.featurize(data)
             self.module.eval()
             outs = []

@@ -10,7 +10,8 @@ import torch
 
 from phonbench.datasets.base import PhononData, Task
 from phonbench.exceptions import ConfigError, ModelError
-from phonbench.models.training import TorchModel, masked_loss, resolve_device
+from phonbench.models.torch_utils import masked_loss, resolve_device
+from phonbench.models.training import TorchModel
 
 
 class ToyMLP(TorchModel):
@@ -181,7 +182,7 @@ def test_cuda_without_cuda_is_config_error():
 def test_cosine_schedule_matches_torch_and_respects_the_time_budget():
     import torch
 
-    from phonbench.models.training import _BudgetCosine
+    from phonbench.models.torch_utils import BudgetCosine
 
     model = ToyMLP({"epochs": 5, "lr": 0.01, "lr_schedule": "cosine"}, device="cpu").fit(_data(20, 0))
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
@@ -194,7 +195,7 @@ def test_cosine_schedule_matches_torch_and_respects_the_time_budget():
     assert [h["lr"] for h in model.history] == pytest.approx(expected)
     # with a 100 s budget and 1,000 epochs, time drives the schedule: half-way in time → half the LR
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
-    timed = _BudgetCosine(opt, epochs=1000, max_time_s=100.0)
+    timed = BudgetCosine(opt, epochs=1000, max_time_s=100.0)
     timed.set_lr(epoch=2, elapsed_s=50.0)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
     timed.set_lr(epoch=3, elapsed_s=100.0)
