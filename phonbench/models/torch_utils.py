@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from phonbench.exceptions import ConfigError
+from phonbench.exceptions import ConfigError, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -165,3 +165,38 @@ class BudgetCosine:
         scale = 0.5 * (1.0 + math.cos(math.pi * self.progress(epoch, elapsed_s)))
         for group, base in zip(self.opt.param_groups, self.base_lrs):
             group["lr"] = base * scale
+
+
+class _CompiledStep:
+    """Calls a ``torch.compile`` wrapper, turning a compiler failure into one :class:`ModelError`."""
+
+    def __init__(self, compiled: Any, name: str):
+        self.compiled, self.name = compiled, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as exc:  # inductor/dynamo raise many types (missing compiler, unsupported op)
+            if "dynamo" not in type(exc).__module__ and "inductor" not in type(exc).__module__:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {self.name!r}: torch.compile failed ({first})",
+                             "set compile=false (e.g. --param compile=false)") from exc
+
+    def train(self, mode: bool = True) -> Any:
+        return self.compiled.train(mode)
+
+    def eval(self) -> Any:
+        return self.compiled.eval()
+
+
+def compile_module(module: Any, name: str) -> Any:
+    """``torch.compile(module, dynamic=True)`` (graphs vary in size) behind a clear-error wrapper.
+
+    Compilation happens on the first call (tens of seconds on CPU, where it needs a C++ compiler);
+    the compiled module shares ``module``'s parameters, so optimisers, EMA and checkpoints are
+    unaffected.
+    """
+    import torch
+
+    return _CompiledStep(torch.compile(module, dynamic=True), name)

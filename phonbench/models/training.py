@@ -16,12 +16,13 @@ standard deviation over all real (unmasked) training entries; spectra are alread
 and are used as they are. The loss (MSE or L1) is masked, so zero padding of ``modes`` targets never
 contributes. ``predict`` un-standardises, so it returns values in the task's unit.
 
-Training: AdamW, an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``
+Training: AdamW (the fused kernel for float32 parameters), an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``
 — annealed to zero over ``epochs`` or, when ``max_time_s`` is set, over whichever of the epoch and
 time budgets runs out first, so a time-capped run still ends at a small LR —, ``plateau`` or ``none``), gradient-norm clipping (``clip``; 0 disables), early stopping on the
 validation loss (``patience`` epochs without improvement; the training loss is monitored when no
 validation set is given), optionally an exponential moving average of the weights (``ema_decay``
-per step; validation, checkpoints and the final model then use the averaged weights), the best
+per step; validation, checkpoints and the final model then use the averaged weights), optionally
+``torch.compile`` of the training steps (``compile``; validation and ``predict`` stay eager), the best
 epoch's weights kept in memory and restored at the end, a wall
 clock budget ``max_time_s`` (counted from the start of ``fit``, featurisation included; training
 stops before an epoch that would overrun it), a ``rich`` progress bar (off when stderr is not a TTY
@@ -56,6 +57,7 @@ from phonbench.models.torch_utils import (
     deterministic,
     masked_loss,
     num_threads_context,
+    compile_module,
     progress_enabled,
     resolve_device,
     to_device,
@@ -82,6 +84,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "max_time_s": 0.0,  # wall-clock budget of fit() in seconds (0 = unlimited)
     "loss": "mse",  # mse | l1, masked over real entries, in normalised target space
     "ema_decay": 0.0,  # exponential moving average of the weights per step (0 = off), e.g. 0.995
+    "compile": False,  # torch.compile the module for training steps (needs a C++ compiler on CPU)
 }
 
 _SCHEDULES = ("exponential", "cosine", "plateau", "none")
@@ -210,7 +213,11 @@ class TorchModel(Model):
         import torch
 
         p = self.params
-        opt = torch.optim.AdamW(module.parameters(), lr=float(p["lr"]), weight_decay=float(p.get("weight_decay", 0.0)))
+        params = list(module.parameters())
+        # the fused kernel (CPU and CUDA, float32) is ~2x faster per step than the loop; same update rule
+        fused = all(q.dtype == torch.float32 and q.device.type in ("cpu", "cuda") for q in params)
+        opt = torch.optim.AdamW(params, lr=float(p["lr"]), weight_decay=float(p.get("weight_decay", 0.0)),
+                                fused=fused or None)
         kind = p.get("lr_schedule", "exponential")
         decay = float(p.get("lr_decay", 1.0))
         if kind == "exponential":
@@ -234,6 +241,7 @@ class TorchModel(Model):
         epochs, patience = int(p["epochs"]), int(p.get("patience", 0) or 0)
         budget, loss_kind = float(p.get("max_time_s", 0.0) or 0.0), p.get("loss", "mse")
         opt, sched = self._make_optimizer(module)
+        step_module = compile_module(module, self.name) if p.get("compile") else module
         ema = WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
         self.history = []
         best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
@@ -250,7 +258,7 @@ class TorchModel(Model):
                 if isinstance(sched, BudgetCosine):
                     sched.set_lr(epoch, t0 - start)
                 lr = float(opt.param_groups[0]["lr"])
-                train_loss = self._train_epoch(module, items, y, mask, opt, ema, rng, device, epoch)
+                train_loss = self._train_epoch(step_module, items, y, mask, opt, ema, rng, device, epoch)
                 record: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
                 monitor = train_loss
                 with ema.applied() if ema is not None else nullcontext():
@@ -279,7 +287,10 @@ class TorchModel(Model):
         self.best_epoch_ = best_epoch
 
     def _train_epoch(self, module, items, y, mask, opt, ema, rng, device, epoch: int) -> float:
-        """One pass over shuffled ``items``; returns the mean training loss (weighted by entries)."""
+        """One pass over shuffled ``items``; returns the mean training loss (weighted by entries).
+
+        ``module`` may be the ``torch.compile`` wrapper of ``self.module`` (same parameters).
+        """
         import torch
 
         n, bs, clip = len(items), int(self.params["batch_size"]), float(self.params.get("clip", 0.0) or 0.0)

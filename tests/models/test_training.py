@@ -200,3 +200,31 @@ def test_cosine_schedule_matches_torch_and_respects_the_time_budget():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
     timed.set_lr(epoch=3, elapsed_s=100.0)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager():
+    train, valid = _data(40, 0), _data(10, 1)
+    eager = ToyMLP({"epochs": 3}, seed=3, device="cpu").fit(train, valid)
+    compiled = ToyMLP({"epochs": 3, "compile": True}, seed=3, device="cpu").fit(train, valid)
+    assert [h["train_loss"] for h in compiled.history] == pytest.approx([h["train_loss"] for h in eager.history],
+                                                                          rel=1e-4)
+    np.testing.assert_allclose(compiled.predict(valid), eager.predict(valid), rtol=1e-4, atol=1e-6)
+
+
+def test_compiler_failure_is_one_clear_error(monkeypatch):
+    import torch
+
+    from phonbench.exceptions import ModelError
+
+    class FakeInductorError(RuntimeError):
+        __module__ = "torch._inductor.exc"
+
+    def broken_compile(module, **kwargs):
+        def call(*args, **kw):
+            raise FakeInductorError("InvalidCxxCompiler: No working C++ compiler found")
+        return type("Compiled", (), {"__call__": staticmethod(call), "train": lambda self, m=True: None})()
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(ModelError, match="torch.compile failed .*No working C\\+\\+ compiler.*compile=false"):
+        ToyMLP({"epochs": 1, "compile": True}, device="cpu").fit(_data(20, 0))
