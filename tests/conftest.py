@@ -13,11 +13,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_environment(tmp_path_factory):
-    """Feature cache in a temp dir, no progress bars, no MLflow server from the environment."""
+    """Feature cache in a temp dir, no progress bars, no torch.compile warm-ups, no MLflow server from the
+    environment."""
     old = dict(os.environ)
     os.environ["PHONBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["PHONBENCH_NO_PROGRESS"] = "1"
     os.environ.setdefault("PHONBENCH_NUM_THREADS", "1")  # tiny fits stall with 2 threads on a busy 2-core box
+    os.environ["PHONBENCH_NO_COMPILE"] = "1"  # compile="auto" stays eager; compiled training has its own test
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("PHONBENCH_DISABLE_PLUGINS", None)
     yield

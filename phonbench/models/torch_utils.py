@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 NO_PROGRESS_ENV = "PHONBENCH_NO_PROGRESS"
 NUM_THREADS_ENV = "PHONBENCH_NUM_THREADS"
+NO_COMPILE_ENV = "PHONBENCH_NO_COMPILE"  # set: compile="auto" means eager (tests, debugging)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -200,3 +201,60 @@ def compile_module(module: Any, name: str) -> Any:
     import torch
 
     return _CompiledStep(torch.compile(module, dynamic=True), name)
+
+
+def compile_wanted(setting: Any, device: torch.device) -> bool:
+    """Whether to ``torch.compile`` the training steps for the ``compile`` parameter ``setting``.
+
+    ``True``/``False`` (or their spellings ``"true"``/``"false"``/``1``/``0``) are obeyed;
+    ``"auto"`` compiles when the backend can: on CPU when a C++ compiler (``$CXX``, ``c++``,
+    ``g++`` or ``clang++``) is on the PATH, on CUDA when ``triton`` is importable — and never when
+    ``PHONBENCH_NO_COMPILE`` is set.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    import importlib.util
+    import shutil
+
+    text = str(setting).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "none", ""):
+        return False
+    if text != "auto":
+        raise ConfigError(f"compile={setting!r} is not true, false or auto", "use compile=auto (the default)")
+    if os.environ.get(NO_COMPILE_ENV):
+        return False
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    compilers = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
+    return device.type == "cpu" and any(c and shutil.which(c) for c in compilers)
+
+
+def make_optimizer(module: Any, params: Any, budget: float = 0.0) -> tuple[Any, Any]:
+    """AdamW over ``module``'s parameters and the LR schedule named by ``params["lr_schedule"]``.
+
+    Uses ``params`` keys ``lr``, ``weight_decay``, ``lr_schedule`` (exponential | cosine | plateau |
+    none), ``lr_decay``, ``epochs`` and ``patience``; ``budget`` (s) is the time budget the cosine
+    schedule anneals over (0 = epochs only). The fused AdamW kernel (CPU and CUDA, float32; the same
+    update rule) is ~2x faster per step than the default loop. Returns ``(optimizer, scheduler or None)``.
+    """
+    import torch
+
+    p = params
+    weights = list(module.parameters())
+    fused = all(q.dtype == torch.float32 and q.device.type in ("cpu", "cuda") for q in weights)
+    opt = torch.optim.AdamW(weights, lr=float(p["lr"]), weight_decay=float(p.get("weight_decay", 0.0)),
+                            fused=fused or None)
+    kind = p.get("lr_schedule", "exponential")
+    decay = float(p.get("lr_decay", 1.0))
+    if kind == "exponential":
+        return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
+    if kind == "cosine":
+        return opt, BudgetCosine(opt, int(p["epochs"]), budget)
+    if kind == "plateau":
+        factor = decay if 0 < decay < 1 else 0.5
+        patience = max(1, int(p.get("patience", 20)) // 4)
+        return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=factor, patience=patience)
+    return opt, None

@@ -22,7 +22,8 @@ time budgets runs out first, so a time-capped run still ends at a small LR —, 
 validation loss (``patience`` epochs without improvement; the training loss is monitored when no
 validation set is given), optionally an exponential moving average of the weights (``ema_decay``
 per step; validation, checkpoints and the final model then use the averaged weights), optionally
-``torch.compile`` of the training steps (``compile``; validation and ``predict`` stay eager), the best
+``torch.compile`` of the training steps (``compile``: true, false or auto — see
+:func:`~phonbench.models.torch_utils.compile_wanted`; validation and ``predict`` stay eager), the best
 epoch's weights kept in memory and restored at the end, a wall
 clock budget ``max_time_s`` (counted from the start of ``fit``, featurisation included; training
 stops before an epoch that would overrun it), a ``rich`` progress bar (off when stderr is not a TTY
@@ -51,13 +52,16 @@ import numpy as np
 
 from phonbench.exceptions import ConfigError, ModelError
 from phonbench.models.base import EpochCallback, Model
+from phonbench.models.ensemble import MeanEnsemble, member_seed
 from phonbench.models.torch_utils import (
     BudgetCosine,
     WeightAverage,
     deterministic,
+    make_optimizer,
     masked_loss,
     num_threads_context,
     compile_module,
+    compile_wanted,
     progress_enabled,
     resolve_device,
     to_device,
@@ -84,13 +88,15 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "max_time_s": 0.0,  # wall-clock budget of fit() in seconds (0 = unlimited)
     "loss": "mse",  # mse | l1, masked over real entries, in normalised target space
     "ema_decay": 0.0,  # exponential moving average of the weights per step (0 = off), e.g. 0.995
-    "compile": False,  # torch.compile the module for training steps (needs a C++ compiler on CPU)
+    "compile": False,  # torch.compile the training steps: true | false | auto (when a compiler is found)
+    "ensemble": 1,  # independently seeded networks whose outputs are averaged (phonbench.models.ensemble)
 }
 
 _SCHEDULES = ("exponential", "cosine", "plateau", "none")
 
 
 _LOSSES = ("mse", "l1")
+_COMPILE_VALUES = ("true", "false", "auto", "1", "0", "yes", "no", "none", "")
 
 
 class TorchModel(Model):
@@ -151,7 +157,9 @@ class TorchModel(Model):
             raise ConfigError(f"unknown lr_schedule {p['lr_schedule']!r}", f"use one of {_SCHEDULES}")
         if p.get("loss", "mse") not in _LOSSES:
             raise ConfigError(f"unknown loss {p['loss']!r}", f"use one of {_LOSSES}")
-        for key in ("batch_size", "epochs"):
+        if str(p.get("compile", False)).strip().lower() not in _COMPILE_VALUES:
+            raise ConfigError(f"compile={p['compile']!r} is not true, false or auto", "use compile=auto or false")
+        for key in ("batch_size", "epochs", "ensemble"):
             if key in p and (int(p[key]) < 1):
                 raise ConfigError(f"{key}={p[key]!r} must be a positive integer")
         if "lr" in p and not float(p["lr"]) > 0:
@@ -192,15 +200,31 @@ class TorchModel(Model):
             valid_items = self.featurize(valid) if valid is not None and len(valid) else None
             self._fit_scaler(train)
             self.config_ = dict(self.infer_config(train.task, train_items))
-            torch.manual_seed(self.seed)
-            module = self.build_module(train.task, self.config_).to(device)
-            self.module = module
             y_train, m_train = self._scaled_targets(train)
             valid_batches = None
             if valid_items is not None:
                 y_valid, m_valid = self._scaled_targets(valid)  # type: ignore[arg-type]
                 valid_batches = self._fixed_batches(valid_items, y_valid, m_valid, device)
-            self._train_loop(module, train_items, y_train, m_train, valid_batches, rng, device, callbacks, start)
+            n_members, budget = int(self.params.get("ensemble", 1)), float(self.params.get("max_time_s", 0.0) or 0.0)
+            members, best_epochs = [], []
+            self.history = []
+            for j in range(n_members):
+                seed = member_seed(self.seed, j)
+                torch.manual_seed(seed)
+                module = self.build_module(train.task, self.config_).to(device)
+                rng = rng if j == 0 else np.random.default_rng(seed)
+                self.module = module
+                member_start = time.perf_counter()
+                elapsed = member_start - start
+                share = (budget - elapsed) / (n_members - j) if budget else 0.0
+                # member 0's clock starts with fit (featurisation counts against it), the others' with themselves
+                clock, member_budget = (start, elapsed + share) if j == 0 else (member_start, max(share, 1e-9))
+                self._train_loop(module, train_items, y_train, m_train, valid_batches, rng, device, callbacks,
+                                 clock, member_budget if budget else 0.0, member=j if n_members > 1 else None)
+                members.append(module)
+                best_epochs.append(self.best_epoch_)
+            self.module = members[0] if n_members == 1 else MeanEnsemble(members)
+            self.best_epoch_ = best_epochs[0] if n_members == 1 else best_epochs
         return self
 
     def _fixed_batches(self, items, y, mask, device) -> list[tuple[Any, Any, Any]]:
@@ -209,50 +233,33 @@ class TorchModel(Model):
         return [(to_device(self.collate(items[lo : lo + bs]), device), y[lo : lo + bs].to(device),
                  None if mask is None else mask[lo : lo + bs].to(device)) for lo in range(0, len(items), bs)]
 
-    def _make_optimizer(self, module):
-        import torch
+    def _train_loop(self, module, items, y, mask, valid_batches, rng, device, callbacks, start, budget,
+                    member: int | None = None) -> None:
+        """Train one network; appends to ``self.history`` (with ``member`` for ensembles).
 
-        p = self.params
-        params = list(module.parameters())
-        # the fused kernel (CPU and CUDA, float32) is ~2x faster per step than the loop; same update rule
-        fused = all(q.dtype == torch.float32 and q.device.type in ("cpu", "cuda") for q in params)
-        opt = torch.optim.AdamW(params, lr=float(p["lr"]), weight_decay=float(p.get("weight_decay", 0.0)),
-                                fused=fused or None)
-        kind = p.get("lr_schedule", "exponential")
-        decay = float(p.get("lr_decay", 1.0))
-        if kind == "exponential":
-            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
-        elif kind == "cosine":
-            sched = BudgetCosine(opt, int(p["epochs"]), float(p.get("max_time_s", 0.0) or 0.0))
-        elif kind == "plateau":
-            factor = decay if 0 < decay < 1 else 0.5
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, factor=factor, patience=max(1, int(p.get("patience", 20)) // 4)
-            )
-        else:
-            sched = None
-        return opt, sched
-
-    def _train_loop(self, module, items, y, mask, valid_batches, rng, device, callbacks, start) -> None:
+        ``budget`` (s, 0 = none) is counted from ``start``; callbacks get a running epoch number
+        over all members, so it keeps increasing through an ensemble.
+        """
         import torch
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         p = self.params
         epochs, patience = int(p["epochs"]), int(p.get("patience", 0) or 0)
-        budget, loss_kind = float(p.get("max_time_s", 0.0) or 0.0), p.get("loss", "mse")
-        opt, sched = self._make_optimizer(module)
-        step_module = compile_module(module, self.name) if p.get("compile") else module
+        loss_kind = p.get("loss", "mse")
+        opt, sched = make_optimizer(module, self.params, budget)
+        step_module = compile_module(module, self.name) if compile_wanted(p.get("compile"), device) else module
         ema = WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
-        self.history = []
+        offset, mine = len(self.history), []
         best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
-        columns = (TextColumn(self.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        label = self.name if member is None else f"{self.name} [{member + 1}/{p['ensemble']}]"
+        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"))
         with Progress(*columns, transient=True, disable=not progress_enabled()) as progress:
             bar = progress.add_task("epochs", total=epochs, info="")
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
-                if budget and self.history:
-                    mean_epoch = float(np.mean([h["epoch_time_s"] for h in self.history]))
+                if budget and mine:
+                    mean_epoch = float(np.mean([h["epoch_time_s"] for h in mine]))
                     if (t0 - start) + mean_epoch > budget:
                         break
                 if isinstance(sched, BudgetCosine):
@@ -260,6 +267,8 @@ class TorchModel(Model):
                 lr = float(opt.param_groups[0]["lr"])
                 train_loss = self._train_epoch(step_module, items, y, mask, opt, ema, rng, device, epoch)
                 record: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
+                if member is not None:
+                    record["member"] = member
                 monitor = train_loss
                 with ema.applied() if ema is not None else nullcontext():
                     if valid_batches is not None:
@@ -275,11 +284,12 @@ class TorchModel(Model):
                     sched.step()
                 record["epoch_time_s"] = time.perf_counter() - t0
                 self.history.append(record)
+                mine.append(record)
                 shown = [k for k in ("train_loss", "valid_loss") if k in record]
                 info = " ".join(f"{k.split('_')[0]} {record[k]:.4g}" for k in shown)
                 progress.update(bar, advance=1, info=info)
                 for cb in callbacks:
-                    cb(epoch, dict(record))
+                    cb(offset + epoch, dict(record))
                 if patience and stale >= patience:
                     break
         if best_state is not None:
@@ -390,7 +400,9 @@ class TorchModel(Model):
         if not weights.exists():
             raise ModelError(f"no weights file {weights}", "pass a directory written by save()")
         dev = resolve_device(device)
-        module = model.build_module(model.check_fitted(), model.config_)
+        members = [model.build_module(model.check_fitted(), model.config_)
+                   for _ in range(int(model.params.get("ensemble", 1)))]
+        module = members[0] if len(members) == 1 else MeanEnsemble(members)
         try:
             state = torch.load(weights, map_location=dev, weights_only=True)
             module.load_state_dict(state)

@@ -13,7 +13,7 @@ from phonbench.models.e3nn_model import E3NNModel
 from phonbench.physics import CHEN_GRID_CM1
 
 SMALL = {"mul": 4, "em_dim": 8, "radial_neurons": 8, "epochs": 2, "batch_size": 2, "cutoff": 4.0, "max_time_s": 0.0,
-         "ema_decay": 0.0}
+         "ema_decay": 0.0, "ensemble": 1}
 SPECTRUM = Task("spectrum", 51, "a.u.", "dos", tuple(CHEN_GRID_CM1), "cm^-1")
 MODES = Task("modes", 6, "THz", "gamma_modes")
 SCALAR = Task("scalar", 1, "cm^-1", "last_peak")
@@ -70,6 +70,11 @@ def test_output_shapes_per_task_kind(spectrum_model, scalar_model):
     assert pred.shape == (4, 51) and pred.min() >= 0.0
     np.testing.assert_allclose(pred.max(axis=1), 1.0, rtol=1e-6)
     assert scalar_model.predict(make_data(SCALAR)).shape == (4, 1)
+    pair = E3NNModel({**SMALL, "ensemble": 2}, seed=1, device="cpu").fit(make_data(SPECTRUM))
+    averaged = pair.predict(data)  # mean of two max-normalised spectra: max <= 1, not renormalised
+    assert averaged.min() >= 0.0 and (averaged.max(axis=1) <= 1.0 + 1e-6).all()
+    np.testing.assert_allclose(pair.module.members[0](pair.collate(pair.featurize(data))).detach().numpy(), pred,
+                               rtol=1e-5)  # member 0 is the single model of the same seed
     modes = E3NNModel(SMALL, seed=1, device="cpu").fit(make_data(MODES))
     assert modes.predict(make_data(MODES)).shape == (4, 6)
     assert np.isfinite(modes.predict(make_data(MODES))).all()

@@ -228,3 +228,28 @@ def test_compiler_failure_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(ModelError, match="torch.compile failed .*No working C\\+\\+ compiler.*compile=false"):
         ToyMLP({"epochs": 1, "compile": True}, device="cpu").fit(_data(20, 0))
+
+
+def test_ensemble_averages_independently_seeded_members(tmp_path):
+    train, valid = _data(40, 0), _data(12, 1)
+    single = ToyMLP({"epochs": 3}, seed=4, device="cpu").fit(train, valid)
+    pair = ToyMLP({"epochs": 3, "ensemble": 2}, seed=4, device="cpu").fit(train, valid)
+    other = ToyMLP({"epochs": 3}, seed=1004, device="cpu").fit(train, valid)
+    # member 0 is the single model, member 1 the model with seed + 1000; the ensemble is their mean
+    np.testing.assert_allclose(pair.predict(valid), (single.predict(valid) + other.predict(valid)) / 2, rtol=1e-5)
+    assert [h["member"] for h in pair.history] == [0, 0, 0, 1, 1, 1]
+    assert pair.n_parameters() == 2 * single.n_parameters()
+    assert isinstance(pair.best_epoch_, list) and len(pair.best_epoch_) == 2
+    pair.save(tmp_path / "m")
+    np.testing.assert_array_equal(ToyMLP.load(tmp_path / "m", device="cpu").predict(valid), pair.predict(valid))
+
+
+def test_ensemble_callbacks_count_epochs_across_members_and_share_the_time_budget():
+    seen = []
+    model = ToyMLP({"epochs": 4, "ensemble": 3}, device="cpu")
+    model.fit(_data(20, 0), _data(8, 1), [lambda epoch, rec: seen.append((epoch, rec["member"]))])
+    assert seen == [(e + 1, e // 4) for e in range(12)]
+    capped = ToyMLP({"epochs": 10_000, "ensemble": 2, "max_time_s": 1e-6}, device="cpu").fit(_data(20, 0))
+    assert [h["member"] for h in capped.history] == [0, 1]  # each member ran its one epoch, then stopped
+    with pytest.raises(Exception, match="ensemble"):
+        ToyMLP({"ensemble": 0}, device="cpu")
