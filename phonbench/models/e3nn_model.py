@@ -243,7 +243,8 @@ class E3NNModel(TorchModel):
     #: many small tensor ops: one thread is nearly as fast as two on 2 cores and does not collapse
     #: (10-20x slower) when other processes share the cores; PHONBENCH_NUM_THREADS overrides it
     num_threads = 1
-    description = "E(3)-equivariant gated convolution network (Chen et al. 2021) on periodic graphs"
+    description = ("E(3)-equivariant gated convolution network (Chen et al. 2021) on periodic graphs; "
+                   "default: mean of 2 seeded networks (ensemble=1: one)")
     default_params = {
         **TRAIN_DEFAULTS,
         "batch_size": 8, "epochs": 200, "lr": 5e-3, "weight_decay": 0.2, "lr_decay": 0.96,
