@@ -16,9 +16,11 @@ standard deviation over all real (unmasked) training entries; spectra are alread
 and are used as they are. The loss (MSE or L1) is masked, so zero padding of ``modes`` targets never
 contributes. ``predict`` un-standardises, so it returns values in the task's unit.
 
-Training: AdamW (the fused kernel for float32 parameters), an LR schedule (``exponential`` with factor ``lr_decay`` per epoch, ``cosine``
-— annealed to zero over ``epochs`` or, when ``max_time_s`` is set, over whichever of the epoch and
-time budgets runs out first, so a time-capped run still ends at a small LR —, ``plateau`` or ``none``), gradient-norm clipping (``clip``; 0 disables), early stopping on the
+Training: AdamW (the fused kernel for float32 parameters), an LR schedule (``exponential`` with
+factor ``lr_decay`` per epoch; ``cosine``, annealed to zero over ``epochs`` or, when ``max_time_s``
+is set, over whichever of the epoch and time budgets runs out first, so a time-capped run still ends
+at a small LR; ``plateau``; or ``none``), gradient-norm clipping (``clip``; 0 disables), optional
+seed ensembles (``ensemble``, see :mod:`phonbench.models.ensemble`), early stopping on the
 validation loss (``patience`` epochs without improvement; the training loss is monitored when no
 validation set is given), optionally an exponential moving average of the weights (``ema_decay``
 per step; validation, checkpoints and the final model then use the averaged weights), optionally
@@ -56,12 +58,12 @@ from phonbench.models.ensemble import MeanEnsemble, member_seed
 from phonbench.models.torch_utils import (
     BudgetCosine,
     WeightAverage,
+    compile_module,
+    compile_wanted,
     deterministic,
     make_optimizer,
     masked_loss,
     num_threads_context,
-    compile_module,
-    compile_wanted,
     progress_enabled,
     resolve_device,
     to_device,
