@@ -25,7 +25,10 @@ Architecture (our implementation from e3nn 0.6 building blocks, following the pa
   primitive cell); MSE loss. ``modes`` and ``scalar``: *mean* over atoms of the per-atom outputs, no
   activation, trained on standardised targets (mean/std over real training entries, undone in
   ``predict``) — a mean keeps the prediction intensive, so a supercell of a crystal predicts the
-  same values as its primitive cell; modes use the masked MSE.
+  same values as its primitive cell; modes use the masked MSE. ``pool`` = ``max`` (per-output
+  maximum over atoms) or ``attention`` (softmax-weighted mean, logits from one extra output
+  channel) are intensive too, and suit max-like targets such as the last DoS peak, which one light
+  atom can carry (measured in ``benchmarks/README.md``).
 
 Speed on CPU (everything is exact, nothing approximated): spherical harmonics, cutoff factors and
 radial bases are computed once per featurisation, not per epoch; the radial MLP runs once per
@@ -48,6 +51,7 @@ from torch_geometric.data import Data
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 _SIN, _COS = math.sin(math.pi / 8), math.cos(math.pi / 8)
+POOLS = ("mean", "max", "attention")  # atom pooling of the modes/scalar heads
 _LEN_DECIMALS = 6  # bond lengths equal to 1e-6 Å share one radial-MLP evaluation
 
 
@@ -128,7 +132,9 @@ class E3NNNetwork(nn.Module):
 
     Args:
         n_outputs: output channels per material.
-        head: ``"spectrum"`` (ReLU, sum, max-normalise) or ``"mean"`` (mean over atoms).
+        head: ``"spectrum"`` (ReLU, sum, max-normalise), ``"mean"`` (mean over atoms), ``"max"``
+            (per-output maximum over atoms) or ``"attention"`` (softmax-weighted mean over atoms, the
+            weight logit being one extra output channel of the last convolution).
         num_neighbors: typical number of neighbours (messages are summed and divided by its root).
         em_dim, mul, lmax, layers, n_basis, radial_layers, radial_neurons, mass_scale: see
             :class:`E3NNModel`.
@@ -167,7 +173,8 @@ class E3NNNetwork(nn.Module):
                                            radial_layers, radial_neurons))
             self.gates.append(gate)
             irreps = gate.irreps_out
-        self.convs.append(_Convolution(irreps, irreps_sh, o3.Irreps(f"{n_outputs}x0e"), em_dim, n_basis,
+        extra = 1 if head == "attention" else 0
+        self.convs.append(_Convolution(irreps, irreps_sh, o3.Irreps(f"{n_outputs + extra}x0e"), em_dim, n_basis,
                                        radial_layers, radial_neurons))
 
     def forward(self, batch: Any) -> torch.Tensor:
@@ -186,6 +193,15 @@ class E3NNNetwork(nn.Module):
         if self.head == "spectrum":
             out.index_add_(0, batch.batch, torch.relu(x))
             return out / out.max(dim=1, keepdim=True).values.clamp_min(1e-12)
+        if self.head == "max":
+            index = batch.batch[:, None].expand_as(x)
+            return out.scatter_reduce(0, index, x, reduce="amax", include_self=False)
+        if self.head == "attention":
+            from torch_geometric.utils import softmax
+
+            weight = softmax(x[:, -1], batch.batch, num_nodes=n_graphs)
+            pooled = torch.zeros(n_graphs, x.shape[1] - 1, dtype=x.dtype, device=x.device)
+            return pooled.index_add_(0, batch.batch, x[:, :-1] * weight[:, None])
         out.index_add_(0, batch.batch, x)
         counts = torch.bincount(batch.batch, minlength=n_graphs).clamp_min(1).to(x.dtype)
         return out / counts[:, None]
@@ -249,6 +265,7 @@ class E3NNModel(TorchModel):
         **TRAIN_DEFAULTS,
         "batch_size": 8, "epochs": 200, "lr": 5e-3, "weight_decay": 0.2, "lr_decay": 0.96,
         "patience": 25, "clip": 0.0, "max_time_s": 840.0, "ema_decay": 0.999, "compile": "auto", "ensemble": 2,
+        "pool": "mean",
         "cutoff": 5.0, "max_neighbors": None, "n_basis": 10, "radial_layers": 1, "radial_neurons": 100,
         "em_dim": 64, "mul": 32, "lmax": 1, "layers": 2, "mass_scale": 100.0,
     }
@@ -269,6 +286,8 @@ class E3NNModel(TorchModel):
         super()._check_train_params()
         if int(self.params["lmax"]) not in (0, 1):
             raise ConfigError(f"lmax={self.params['lmax']!r} is not supported", "use lmax 0 or 1")
+        if self.params["pool"] not in POOLS:
+            raise ConfigError(f"pool={self.params['pool']!r} is not one of {POOLS}", "use pool=mean")
 
     def featurize(self, data: Any) -> list[Any]:
         """One graph per material with precomputed edge harmonics and per-length radial bases."""
@@ -306,7 +325,7 @@ class E3NNModel(TorchModel):
     def build_module(self, task: Any, config: Mapping[str, Any]) -> nn.Module:
         p = self.params
         return E3NNNetwork(
-            task.n_outputs, "spectrum" if task.kind == "spectrum" else "mean", config["num_neighbors"],
+            task.n_outputs, "spectrum" if task.kind == "spectrum" else str(p["pool"]), config["num_neighbors"],
             em_dim=int(p["em_dim"]), mul=int(p["mul"]), lmax=int(p["lmax"]), layers=int(p["layers"]),
             n_basis=int(p["n_basis"]), radial_layers=int(p["radial_layers"]),
             radial_neurons=int(p["radial_neurons"]), mass_scale=float(p["mass_scale"]),

@@ -164,3 +164,27 @@ def test_default_widths_match_e3nn_reference_network():
         str(ref.layers[-1].tp.irreps_out)
     ]
     assert torch.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("pool", ["max", "attention"])
+def test_max_and_attention_pools_are_intensive_and_invariant(pool):
+    model = E3NNModel({**SMALL, "pool": pool}, seed=2, device="cpu").fit(make_data(SCALAR))
+    base = crystals()
+    supercells = [s.copy() for s in base]
+    for s in supercells:
+        s.make_supercell([2, 1, 1])
+    permuted = [Structure(s.lattice, [s.species[i] for i in p], s.frac_coords[p])
+                for s, p in ((s, np.random.default_rng(6).permutation(len(s))) for s in base)]
+    ref = model.predict(make_data(SCALAR, base))
+    assert ref.shape == (len(base), 1) and np.isfinite(ref).all()
+    for variant in (supercells, permuted):
+        np.testing.assert_allclose(model.predict(make_data(SCALAR, variant)), ref, atol=1e-4 * model.target_std_)
+    modes = E3NNModel({**SMALL, "pool": pool}, seed=2, device="cpu").fit(make_data(MODES))
+    assert modes.predict(make_data(MODES)).shape == (4, 6)
+
+
+def test_unknown_pool_is_a_config_error():
+    from phonbench.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="pool='sum'"):
+        E3NNModel({"pool": "sum"})
