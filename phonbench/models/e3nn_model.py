@@ -278,7 +278,6 @@ class E3NNModel(TorchModel):
             "lr_decay": trial.suggest_float("lr_decay", 0.9, 0.99),
             "batch_size": trial.suggest_categorical("batch_size", [4, 8, 16]),
             "mul": trial.suggest_categorical("mul", [16, 32]),
-            "pool": trial.suggest_categorical("pool", list(POOLS)),  # used by modes/scalar heads only
         }
 
     def _check_train_params(self) -> None:
