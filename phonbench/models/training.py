@@ -54,7 +54,6 @@ import numpy as np
 
 from phonbench.exceptions import ConfigError, ModelError
 from phonbench.models.base import EpochCallback, Model
-from phonbench.models.ensemble import MeanEnsemble, member_seed
 from phonbench.models.torch_utils import (
     BudgetCosine,
     WeightAverage,
@@ -190,6 +189,8 @@ class TorchModel(Model):
         self, train: PhononData, valid: PhononData | None = None, callbacks: Sequence[EpochCallback] = ()
     ) -> TorchModel:
         import torch
+
+        from phonbench.models.ensemble import MeanEnsemble, member_seed
 
         start = time.perf_counter()
         self.check_task(train)
@@ -402,6 +403,8 @@ class TorchModel(Model):
         if not weights.exists():
             raise ModelError(f"no weights file {weights}", "pass a directory written by save()")
         dev = resolve_device(device)
+        from phonbench.models.ensemble import MeanEnsemble
+
         members = [model.build_module(model.check_fitted(), model.config_)
                    for _ in range(int(model.params.get("ensemble", 1)))]
         module = members[0] if len(members) == 1 else MeanEnsemble(members)

@@ -253,3 +253,12 @@ def test_ensemble_callbacks_count_epochs_across_members_and_share_the_time_budge
     assert [h["member"] for h in capped.history] == [0, 1]  # each member ran its one epoch, then stopped
     with pytest.raises(Exception, match="ensemble"):
         ToyMLP({"ensemble": 0}, device="cpu")
+
+
+def test_importing_the_trainer_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, phonbench.models.training; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
