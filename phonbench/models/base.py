@@ -34,6 +34,9 @@ class Model(ABC):
         description: one line for ``phonbench list``.
         task_kinds: task kinds the model supports.
         default_params: every hyperparameter with its default; unknown keys are rejected.
+        task_defaults: per task kind (``spectrum``/``modes``/``scalar``), defaults that replace
+            ``default_params`` entries when the model is fitted on that kind of task — only for the
+            parameters the caller did not pass; ``params`` then holds the values actually used.
 
     Args:
         params: hyperparameters overriding ``default_params``.
@@ -45,6 +48,7 @@ class Model(ABC):
     description: ClassVar[str] = ""
     task_kinds: ClassVar[tuple[str, ...]] = ("spectrum", "modes", "scalar")
     default_params: ClassVar[dict[str, Any]] = {}
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
         params = dict(params or {})
@@ -55,6 +59,7 @@ class Model(ABC):
                 f"valid parameters: {', '.join(sorted(self.default_params)) or '(none)'}",
             )
         self.params: dict[str, Any] = {**self.default_params, **params}
+        self._given_params = frozenset(params)
         self.seed = int(seed)
         self.device = device
         self.task: Task | None = None
@@ -105,6 +110,9 @@ class Model(ABC):
         if len(data) == 0:
             raise ModelError(f"model {self.name!r} got an empty training set", "check the split")
         self.task = data.task
+        kind_defaults = self.task_defaults.get(data.task.kind, {})
+        for key in {k for d in self.task_defaults.values() for k in d} - self._given_params:
+            self.params[key] = kind_defaults.get(key, self.default_params[key])
 
     def check_fitted(self) -> Task:
         if self.task is None:

@@ -35,3 +35,35 @@ def test_errors():
         DummyModel({"depth": 3})
     with pytest.raises(ModelError, match="empty training set"):
         DummyModel().fit(make_data("scalar").subset([]))
+
+
+class _KindAwareDummy(DummyModel):
+    """A dummy with a parameter whose default depends on the task kind (Model.task_defaults)."""
+
+    name = "kind_aware_dummy"
+    default_params = {"flavour": "plain", "depth": 1}
+    task_defaults = {"scalar": {"flavour": "scalar-tuned"}, "modes": {"flavour": "modes-tuned", "depth": 3}}
+
+
+def test_task_defaults_apply_to_unset_params_only(tmp_path):
+    model = _KindAwareDummy()
+    assert model.params == {"flavour": "plain", "depth": 1}
+    model.fit(make_data("scalar"))
+    assert model.params == {"flavour": "scalar-tuned", "depth": 1}
+    model.fit(make_data("modes"))  # refitting on another kind takes that kind's defaults
+    assert model.params == {"flavour": "modes-tuned", "depth": 3}
+    model.fit(make_data("spectrum"))  # no overrides for spectra: back to default_params
+    assert model.params == {"flavour": "plain", "depth": 1}
+    given = _KindAwareDummy({"flavour": "mine"}).fit(make_data("modes"))
+    assert given.params == {"flavour": "mine", "depth": 3}  # a passed value always wins
+    model.fit(make_data("scalar")).save(tmp_path)
+    assert _KindAwareDummy.load(tmp_path).params == {"flavour": "scalar-tuned", "depth": 1}
+
+
+def test_builtin_task_defaults_name_known_params():
+    from phonbench.registry import MODELS
+
+    for name, cls in MODELS.items():
+        for kind, overrides in cls.task_defaults.items():
+            assert kind in cls.task_kinds, (name, kind)
+            assert set(overrides) <= set(cls.default_params), (name, kind)
