@@ -191,7 +191,9 @@ def test_scalar_tasks_take_the_scalar_defaults_unless_given():
     given = E3NNModel({**SMALL, "pool": "max"}, seed=0, device="cpu").fit(make_data(SCALAR))
     assert given.params["pool"] == "max" and given.params["loss"] == "l1"
     modes = E3NNModel(SMALL, seed=0, device="cpu").fit(make_data(MODES))
-    assert modes.params["pool"] == "mean" and modes.params["loss"] == "mse"
+    assert modes.params["pool"] == "max" and modes.params["loss"] == "l1"
+    spectra = E3NNModel(SMALL, seed=0, device="cpu").fit(make_data(SPECTRUM))
+    assert spectra.params["loss"] == "mse" and spectra.params["weight_decay"] == 0.2  # the DoS defaults
 
 
 def test_unknown_pool_is_a_config_error():
