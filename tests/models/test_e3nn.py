@@ -183,11 +183,11 @@ def test_max_and_attention_pools_are_intensive_and_invariant(pool):
     assert modes.predict(make_data(MODES)).shape == (4, 6)
 
 
-def test_scalar_tasks_take_the_scalar_defaults_unless_given():
+def test_modes_and_scalar_tasks_take_their_task_defaults_unless_given():
     scalar = E3NNModel(SMALL, seed=0, device="cpu").fit(make_data(SCALAR))
     assert {k: scalar.params[k] for k in ("pool", "loss", "lr_schedule", "patience", "weight_decay")} == {
         "pool": "attention", "loss": "l1", "lr_schedule": "cosine", "patience": 0, "weight_decay": 0.05}
-    assert isinstance(scalar.module.head, str) and scalar.module.head == "attention"
+    assert scalar.module.head == "attention"
     given = E3NNModel({**SMALL, "pool": "max"}, seed=0, device="cpu").fit(make_data(SCALAR))
     assert given.params["pool"] == "max" and given.params["loss"] == "l1"
     modes = E3NNModel(SMALL, seed=0, device="cpu").fit(make_data(MODES))
