@@ -46,8 +46,9 @@ stalled machine: 150 epochs of ``gamma`` on one thread take ~9 minutes alone, 14
 training on a 2-core machine and 25 with two more; a run that ends by epochs is reproducible, one cut
 by the clock is not (a 900 s cap stopped seeds at 129–150 epochs under load). The project issue
 quotes lr 0.004 and batch 128 as the best setting of Nguyen et al. (ACS Omega 7, 26641, 2022; not
-checked against the paper text) and the reference trains 500 epochs with ``ReduceLROnPlateau`` (factor 0.8); with ~1,200 training materials and a 150-epoch CPU budget that
-gives only 10 optimiser steps per epoch and underfits (``gamma`` random split, 150 epochs, test:
+checked against the paper text) and the reference trains 500 epochs with ``ReduceLROnPlateau``
+(factor 0.8); with ~1,200 training materials and a 150-epoch CPU budget that gives only 10
+optimiser steps per epoch and underfits (``gamma`` random split, 150 epochs, test:
 batch 128/plateau MAE 1.11 THz, aggregated R² 0.935; batch 32/cosine MAE 0.93 THz, R² 0.954).
 Pass ``lr=0.004, batch_size=128, lr_schedule="plateau", lr_decay=0.8`` for that setting.
 """
