@@ -24,8 +24,9 @@ Architecture (our implementation from e3nn 0.6 building blocks, following the pa
   the output is max-normalised like the target and a supercell predicts the same DoS as its
   primitive cell); MSE loss. ``modes`` and ``scalar``: a pooling over atoms (``pool``; ``mean``
   below) of the per-atom outputs, no activation, trained on standardised targets (mean/std over
-  real training entries, undone in ``predict``) — a mean keeps the prediction intensive, so a supercell of a crystal predicts the
-  same values as its primitive cell; the loss is masked for modes. ``pool`` = ``max`` (per-output
+  real training entries, undone in ``predict``) — a mean keeps the prediction intensive, so a
+  supercell of a crystal predicts the same values as its primitive cell; the loss is masked for
+  modes. ``pool`` = ``max`` (per-output
   maximum over atoms) or ``attention`` (softmax-weighted mean, logits from one extra output
   channel) are intensive too, and suit max-like targets such as the last DoS peak, which one light
   atom can carry. ``scalar`` tasks default to attention pooling, ``modes`` to max pooling, both

@@ -194,6 +194,7 @@ class TorchModel(Model):
 
         start = time.perf_counter()
         self.check_task(train)
+        self._check_train_params()  # again: check_task may have applied task_defaults
         device = resolve_device(self.device)
         self.device_used = str(device)
         with num_threads_context(self.num_threads), deterministic():

@@ -262,3 +262,12 @@ def test_importing_the_trainer_does_not_import_torch():
     code = "import sys, phonbench.models.training; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_task_defaults_are_validated_when_fit_applies_them():
+    class BadScalarDefaults(ToyMLP):
+        task_defaults = {"scalar": {"loss": "huber"}}
+
+    model = BadScalarDefaults(device="cpu")  # the class defaults themselves are valid
+    with pytest.raises(ConfigError, match="unknown loss 'huber'"):
+        model.fit(_data(16, 0))
