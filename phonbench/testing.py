@@ -53,7 +53,8 @@ def tiny_data(kind: str = "spectrum", n_repeat: int = 2, seed: int = 0) -> Phono
     """``8 * n_repeat`` tiny crystals with smooth, structure-dependent targets of task ``kind``.
 
     Targets depend on composition and density so that models have something to learn; ``modes``
-    targets are sorted descending and zero-padded to ``3 * max(n_atoms)`` with a mask.
+    targets (Γ frequencies) are ``3N - 3`` positive optical modes sorted descending, the three zero
+    acoustic modes, then zero padding to ``3 * max(n_atoms)`` with a mask.
     """
     rng = np.random.default_rng(seed)
     structures = tiny_crystals() * n_repeat
@@ -71,7 +72,9 @@ def tiny_data(kind: str = "spectrum", n_repeat: int = 2, seed: int = 0) -> Phono
     if kind == "modes":
         d = 3 * int(n_atoms.max())
         mask = np.arange(d)[None, :] < 3 * n_atoms[:, None]
-        modes = scale[:, None] * np.linspace(1.0, 0.0, d)[None, :]
+        optical = np.linspace(1.0, 0.1, d)[None, :] * scale[:, None]
+        acoustic = np.arange(d)[None, :] >= 3 * n_atoms[:, None] - 3  # three zero modes at Γ, then padding
+        modes = np.where(acoustic, 0.0, optical)
         task = Task("modes", d, "THz", "gamma_frequencies")
         return PhononData(ids, structures, np.where(mask, modes, 0.0), task, mask=mask, extras=extras)
     task = Task("scalar", 1, "cm^-1", "last_phdos_peak")

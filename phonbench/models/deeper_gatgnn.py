@@ -39,6 +39,13 @@ shared trainer masks padded modes, so padding is never scored); spectra use ``re
 division by the per-material maximum, so predictions are max-normalised like the targets) or
 ``sigmoid``.
 
+Γ modes (``acoustic_zeros``, default off; an addition to the paper): a crystal of N atoms has 3N
+Γ modes of which three are acoustic with frequency exactly 0 (acoustic sum rule). The network's
+first 3N − 3 outputs are read as the optical modes, three zeros join them and the 3N values are
+sorted in descending order like the targets (:func:`phonbench.models.torch_utils.with_acoustic_zeros`),
+so the network never spends capacity on locating the zeros, which move with N and with the number
+of imaginary (negative) modes.
+
 Training defaults: AdamW, L1 loss (reference ``config.yml``), hidden width 64 (the reference ``dim1``
 of DEEP_GATGNN), 10 AGAT layers (the reference demo uses 20), batch 32 with lr 0.002 and a cosine
 schedule over 150 epochs, and a 30-minute wall-clock cap (``max_time_s``) that only guards against a
@@ -70,6 +77,7 @@ if TYPE_CHECKING:
     from phonbench.datasets.base import PhononData, Task
 
 SPECTRUM_HEADS: tuple[str, ...] = ("relu_max", "sigmoid")
+POOLS: tuple[str, ...] = ("attention", "attention_max")
 N_SPECIES = 118
 
 
@@ -81,6 +89,8 @@ def _nn() -> SimpleNamespace:
     from torch import nn
     from torch_geometric.nn.norm import DiffGroupNorm
     from torch_geometric.utils import softmax
+
+    from phonbench.models.torch_utils import with_acoustic_zeros
 
     class GaussianExpansion(nn.Module):
         """Edge lengths ``(E,)`` Å → ``(E, n)`` Gaussians centred on ``linspace(0, cutoff, n)``."""
@@ -142,10 +152,12 @@ def _nn() -> SimpleNamespace:
 
         def __init__(self, n_outputs: int, *, hidden: int, n_layers: int, heads: int, groups: int,
                      dropout: float, cutoff: float, n_gaussians: int, gaussian_width: float, n_fc: int,
-                     fc_hidden: int, size_feature: bool, self_loops: bool, spectrum_head: str | None) -> None:
+                     fc_hidden: int, size_feature: bool, self_loops: bool, spectrum_head: str | None,
+                     pool: str = "attention", acoustic_zero: float | None = None) -> None:
             super().__init__()
             self.dropout, self.size_feature, self.self_loops = dropout, size_feature, self_loops
-            self.spectrum_head = spectrum_head
+            self.spectrum_head, self.max_pool = spectrum_head, pool == "attention_max"
+            self.acoustic_zero = acoustic_zero
             self.expand = GaussianExpansion(cutoff, n_gaussians, gaussian_width)
             self.node_embed = nn.Linear(N_SPECIES, hidden)
             self.edge_embed = nn.Linear(n_gaussians, hidden)
@@ -153,7 +165,7 @@ def _nn() -> SimpleNamespace:
             self.norms = nn.ModuleList(DiffGroupNorm(hidden, groups) for _ in range(n_layers))
             self.pool = GlobalAttentionPool(hidden, N_SPECIES)
             fc: list[nn.Module] = []
-            width = hidden + (2 if size_feature else 0)
+            width = hidden * (2 if self.max_pool else 1) + (2 if size_feature else 0)
             for _ in range(n_fc):
                 fc += [nn.Linear(width, fc_hidden), nn.Softplus()]
                 width = fc_hidden
@@ -173,9 +185,15 @@ def _nn() -> SimpleNamespace:
             counts = torch.bincount(batch, minlength=n_graphs).to(x.dtype).clamp_min(1.0)  # atoms per cell
             composition = x.new_zeros(n_graphs, N_SPECIES).index_add_(0, batch, species) / counts[:, None]
             pooled = self.pool(x, composition[batch], batch, n_graphs)
+            if self.max_pool:  # per-feature maximum over the atoms of each material
+                index = batch[:, None].expand_as(x)
+                peak = x.new_zeros(n_graphs, x.shape[1]).scatter_reduce(0, index, x, "amax", include_self=False)
+                pooled = torch.cat([pooled, peak], dim=-1)
             if self.size_feature:
                 pooled = torch.cat([pooled, counts[:, None] / 10.0, counts.log()[:, None]], dim=-1)
             out = self.head(pooled)
+            if self.acoustic_zero is not None:
+                out = with_acoustic_zeros(out, counts, self.acoustic_zero)
             if self.spectrum_head == "relu_max":
                 out = torch.relu(out)
                 out = out / out.amax(dim=1, keepdim=True).clamp_min(1e-6)
@@ -196,7 +214,9 @@ def build_deeper_gatgnn(n_outputs: int, **options: Any) -> torch.nn.Module:
     ``edge_len`` ``(E,)`` in Å and ``batch``. Keyword options (all required): ``hidden``, ``n_layers``,
     ``heads``, ``groups``, ``dropout``, ``cutoff`` (Å), ``n_gaussians``, ``gaussian_width`` (fraction of
     the cutoff), ``n_fc``, ``fc_hidden``, ``size_feature``, ``self_loops`` and ``spectrum_head``
-    (``relu_max``, ``sigmoid`` or ``None`` for a linear output).
+    (``relu_max``, ``sigmoid`` or ``None`` for a linear output); optional ``pool`` (``attention`` or
+    ``attention_max``) and ``acoustic_zero`` (for Γ modes: the target-space value of 0 THz at which
+    :func:`~phonbench.models.torch_utils.with_acoustic_zeros` pins three modes; ``None`` = off).
     """
     return _nn().DeeperGATGNN(n_outputs, **options)
 
@@ -214,8 +234,10 @@ class DeeperGATGNNModel(TorchModel):
     ``gaussian_width`` (Gaussian standard deviation as a fraction of the cutoff), ``hidden`` (node
     width), ``n_layers`` (AGAT layers), ``heads`` (attention heads), ``groups`` (DiffGroupNorm groups),
     ``dropout``, ``n_fc``/``fc_hidden`` (fully connected head), ``size_feature`` (append
-    ``[N/10, log N]`` to the pooled vector), ``self_loops`` and ``spectrum_head``
-    (``relu_max``/``sigmoid``).
+    ``[N/10, log N]`` to the pooled vector), ``self_loops``, ``spectrum_head``
+    (``relu_max``/``sigmoid``) and ``pool`` (``attention``, or ``attention_max``: the attention-pooled
+    vector concatenated with the per-feature maximum over atoms) and ``acoustic_zeros`` (``modes``
+    tasks: predict the ``3N - 3`` optical modes and pin the three acoustic ones at 0 THz).
     """
 
     name = "deeper_gatgnn"
@@ -243,6 +265,8 @@ class DeeperGATGNNModel(TorchModel):
         "size_feature": True,
         "self_loops": True,
         "spectrum_head": "relu_max",
+        "pool": "attention",
+        "acoustic_zeros": False,
     }
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
@@ -259,9 +283,11 @@ class DeeperGATGNNModel(TorchModel):
                 raise ConfigError(f"{key}={p[key]!r} must be a positive number", "use e.g. cutoff=8.0, gaussian_width=0.2")
         if isinstance(p["dropout"], bool) or not isinstance(p["dropout"], (int, float)) or not 0 <= p["dropout"] < 1:
             raise ConfigError(f"dropout={p['dropout']!r} must be in [0, 1)", "use e.g. dropout=0.0")
+        if p["pool"] not in POOLS:
+            raise ConfigError(f"unknown pool {p['pool']!r}", f"use one of {POOLS}")
         if p["spectrum_head"] not in SPECTRUM_HEADS:
             raise ConfigError(f"unknown spectrum_head {p['spectrum_head']!r}", f"use one of {SPECTRUM_HEADS}")
-        for key in ("size_feature", "self_loops"):
+        for key in ("size_feature", "self_loops", "acoustic_zeros"):
             if not isinstance(p[key], bool):
                 raise ConfigError(f"{key}={p[key]!r} must be true or false")
 
@@ -310,6 +336,9 @@ class DeeperGATGNNModel(TorchModel):
             size_feature=bool(p["size_feature"]),
             self_loops=bool(p["self_loops"]),
             spectrum_head=str(p["spectrum_head"]) if task.kind == "spectrum" else None,
+            pool=str(p["pool"]),
+            acoustic_zero=-self.target_mean_ / self.target_std_
+            if task.kind == "modes" and p["acoustic_zeros"] else None,
         )
 
 

@@ -60,6 +60,29 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
     return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
+def with_acoustic_zeros(pred: torch.Tensor, n_atoms: torch.Tensor, zero: float) -> torch.Tensor:
+    """Γ-point modes with the three acoustic modes pinned at zero frequency (acoustic sum rule).
+
+    A material with ``N`` atoms has ``3N`` Γ modes, three of them acoustic with frequency exactly
+    0. The first ``3N - 3`` entries of ``pred`` are read as the optical modes; three entries equal
+    to ``zero`` (0 THz in the network's target space) join them and the ``3N`` values are sorted
+    in descending order, like the targets (imaginary modes, stored as negative frequencies, stay
+    below the zeros). Entries from ``3N`` on (padding) are returned unchanged. Differentiable.
+
+    Args:
+        pred: ``(B, d)`` network outputs, ``d = 3 N_max``.
+        n_atoms: ``(B,)`` atoms per material.
+        zero: value of 0 THz in the target space of ``pred`` (``-mean / std`` when standardised).
+    """
+    import torch
+
+    position = torch.arange(pred.shape[1], device=pred.device)[None, :]
+    n_modes = 3 * n_atoms.to(torch.long)[:, None]
+    filled = torch.where(position < n_modes - 3, pred, torch.where(position < n_modes, zero, -math.inf))
+    ordered = filled.sort(dim=1, descending=True).values
+    return torch.where(position < n_modes, ordered, pred)
+
+
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move a tensor, PyG batch (anything with ``.to``) or a tuple/list/dict of them to ``device``."""
     if isinstance(obj, (list, tuple)):

@@ -70,6 +70,16 @@ def test_output_shapes_for_every_task_kind(kind):
     assert model.predict(data.subset([])).shape == (0, data.task.n_outputs)
 
 
+def test_modes_have_three_zero_acoustic_modes_unless_switched_off():
+    data = data_of("modes")
+    n_modes = 3 * data.extras["n_atoms"]
+    pinned = DeeperGATGNNModel({**FAST, "epochs": 3, "acoustic_zeros": True}, seed=0, device="cpu").fit(data, data)
+    free = DeeperGATGNNModel({**FAST, "epochs": 3, "acoustic_zeros": False}, seed=0, device="cpu").fit(data, data)
+    for row, unpinned, n in zip(pinned.predict(data), free.predict(data), n_modes):
+        assert (np.abs(row[:n]) < 1e-4).sum() == 3 and (np.diff(row[:n]) <= 1e-6).all()
+        assert (np.abs(unpinned[:n]) < 1e-4).sum() == 0
+
+
 def test_sigmoid_spectrum_head_stays_in_unit_interval():
     data = data_of("spectrum")
     pred = DeeperGATGNNModel({**FAST, "spectrum_head": "sigmoid"}, seed=0, device="cpu").fit(data).predict(data)
@@ -81,9 +91,11 @@ def _rotation(seed: int) -> np.ndarray:
     return q * np.sign(np.linalg.det(q))  # proper rotation
 
 
-def test_rotation_translation_and_permutation_invariance():
+@pytest.mark.parametrize("pool", ["attention", "attention_max"])
+def test_rotation_translation_and_permutation_invariance(pool):
     data = data_of("modes")
-    model = fitted("modes")
+    model = fitted("modes") if pool == "attention" else DeeperGATGNNModel(
+        {**FAST, "pool": pool}, seed=0, device="cpu").fit(data)
     reference = model.predict(data)
     rot = _rotation(7)
     rotated, shifted, permuted = [], [], []
@@ -186,6 +198,29 @@ def test_attention_is_a_softmax_over_neighbours():
     torch.testing.assert_close(out[0], expected0)
 
 
+def test_max_pool_appends_the_per_feature_maximum_over_atoms():
+    """``pool="attention_max"``: the head reads [attention pool ‖ max over each material's atoms ‖ size]."""
+    from torch_geometric.loader import DataLoader
+
+    net = build_deeper_gatgnn(3, hidden=8, n_layers=1, heads=2, groups=2, dropout=0.0, cutoff=5.0,
+                              n_gaussians=10, gaussian_width=0.2, n_fc=0, fc_hidden=8, size_feature=True,
+                              self_loops=True, spectrum_head=None, pool="attention_max").eval()
+    assert net.head[-1].in_features == 2 * 8 + 2
+    graphs = DeeperGATGNNModel(FAST).featurize(data_of("scalar").subset([0, 1, 2]))
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    seen: dict[str, tuple] = {}
+    net.pool.register_forward_pre_hook(lambda module, args: seen.setdefault("nodes", args))
+    net.head.register_forward_pre_hook(lambda module, args: seen.setdefault("pooled", args))
+    with torch.no_grad():
+        net(batch)
+    x, _, node_batch, _ = seen["nodes"]
+    (pooled,) = seen["pooled"]
+    expected = torch.stack([x[node_batch == g].amax(dim=0) for g in range(3)])
+    torch.testing.assert_close(pooled[:, 8:16], expected)
+    with pytest.raises(ConfigError, match="pool"):
+        DeeperGATGNNModel({"pool": "sum"})
+
+
 def test_build_function_and_gaussians():
     ns = _nn()
     expand = ns.GaussianExpansion(8.0, 50, 0.2)
@@ -210,7 +245,8 @@ def test_search_space_covers_the_tuned_knobs():
 
 def test_bad_inputs():
     for bad in ({"n_layers": 0}, {"hidden": 2.5}, {"groups": True}, {"dropout": 1.0}, {"cutoff": -1.0},
-                {"spectrum_head": "softmax"}, {"size_feature": "yes"}, {"max_neighbors": 0}, {"n_gaussians": 1}):
+                {"spectrum_head": "softmax"}, {"size_feature": "yes"}, {"acoustic_zeros": 1}, {"max_neighbors": 0},
+                {"n_gaussians": 1}):
         with pytest.raises(ConfigError):
             DeeperGATGNNModel(bad)
     with pytest.raises(ConfigError, match="unknown parameter"):

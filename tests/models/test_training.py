@@ -10,7 +10,7 @@ import torch
 
 from phonbench.datasets.base import PhononData, Task
 from phonbench.exceptions import ConfigError, ModelError
-from phonbench.models.torch_utils import masked_loss, resolve_device
+from phonbench.models.torch_utils import masked_loss, resolve_device, with_acoustic_zeros
 from phonbench.models.training import TorchModel
 
 
@@ -59,6 +59,17 @@ def test_masked_loss_ignores_padding():
     assert masked_loss(pred, target, mask, "mse").item() == pytest.approx((0 + 4 + 4) / 3)
     assert masked_loss(pred, target, mask, "l1").item() == pytest.approx((0 + 2 + 2) / 3)
     assert masked_loss(pred[:1, :2], target[:1, :2], None).item() == pytest.approx(2.0)
+
+
+def test_acoustic_zeros_are_inserted_sorted_and_leave_padding_alone():
+    pred = torch.tensor([[5.0, -1.0, 3.0, 7.0, 9.0, 8.0], [2.0, 4.0, 1.0, 6.0, 6.0, 6.0]], requires_grad=True)
+    out = with_acoustic_zeros(pred, torch.tensor([2, 1]), zero=0.5)
+    # 2 atoms: optical 5, -1, 3 + three zeros, sorted descending (imaginary -1 stays below the zeros)
+    assert out[0].tolist() == [5.0, 3.0, 0.5, 0.5, 0.5, -1.0]
+    # 1 atom: three acoustic modes only; padding entries 3..5 pass through
+    assert out[1].tolist() == [0.5, 0.5, 0.5, 6.0, 6.0, 6.0]
+    out.sum().backward()
+    assert pred.grad.tolist() == [[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]
 
 
 def test_padding_values_never_change_training():
