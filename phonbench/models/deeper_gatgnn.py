@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from phonbench.datasets.base import PhononData, Task
 
 SPECTRUM_HEADS: tuple[str, ...] = ("relu_max", "sigmoid")
-POOLS: tuple[str, ...] = ("attention", "attention_max")
+POOLS: tuple[str, ...] = ("attention", "attention_max", "attention_sum")
 N_SPECIES = 118
 
 
@@ -156,7 +156,7 @@ def _nn() -> SimpleNamespace:
                      pool: str = "attention", acoustic_zero: float | None = None) -> None:
             super().__init__()
             self.dropout, self.size_feature, self.self_loops = dropout, size_feature, self_loops
-            self.spectrum_head, self.max_pool = spectrum_head, pool == "attention_max"
+            self.spectrum_head, self.second_pool = spectrum_head, pool.removeprefix("attention").strip("_")
             self.acoustic_zero = acoustic_zero
             self.expand = GaussianExpansion(cutoff, n_gaussians, gaussian_width)
             self.node_embed = nn.Linear(N_SPECIES, hidden)
@@ -165,7 +165,7 @@ def _nn() -> SimpleNamespace:
             self.norms = nn.ModuleList(DiffGroupNorm(hidden, groups) for _ in range(n_layers))
             self.pool = GlobalAttentionPool(hidden, N_SPECIES)
             fc: list[nn.Module] = []
-            width = hidden * (2 if self.max_pool else 1) + (2 if size_feature else 0)
+            width = hidden * (2 if self.second_pool else 1) + (2 if size_feature else 0)
             for _ in range(n_fc):
                 fc += [nn.Linear(width, fc_hidden), nn.Softplus()]
                 width = fc_hidden
@@ -185,10 +185,12 @@ def _nn() -> SimpleNamespace:
             counts = torch.bincount(batch, minlength=n_graphs).to(x.dtype).clamp_min(1.0)  # atoms per cell
             composition = x.new_zeros(n_graphs, N_SPECIES).index_add_(0, batch, species) / counts[:, None]
             pooled = self.pool(x, composition[batch], batch, n_graphs)
-            if self.max_pool:  # per-feature maximum over the atoms of each material
+            if self.second_pool == "max":  # per-feature maximum over the atoms of each material
                 index = batch[:, None].expand_as(x)
                 peak = x.new_zeros(n_graphs, x.shape[1]).scatter_reduce(0, index, x, "amax", include_self=False)
                 pooled = torch.cat([pooled, peak], dim=-1)
+            elif self.second_pool == "sum":  # extensive: counts atoms of each kind (/10 keeps it O(1))
+                pooled = torch.cat([pooled, x.new_zeros(n_graphs, x.shape[1]).index_add_(0, batch, x) / 10.0], dim=-1)
             if self.size_feature:
                 pooled = torch.cat([pooled, counts[:, None] / 10.0, counts.log()[:, None]], dim=-1)
             out = self.head(pooled)
@@ -215,7 +217,7 @@ def build_deeper_gatgnn(n_outputs: int, **options: Any) -> torch.nn.Module:
     ``heads``, ``groups``, ``dropout``, ``cutoff`` (Å), ``n_gaussians``, ``gaussian_width`` (fraction of
     the cutoff), ``n_fc``, ``fc_hidden``, ``size_feature``, ``self_loops`` and ``spectrum_head``
     (``relu_max``, ``sigmoid`` or ``None`` for a linear output); optional ``pool`` (``attention`` or
-    ``attention_max``) and ``acoustic_zero`` (for Γ modes: the target-space value of 0 THz at which
+    ``attention_max`` or ``attention_sum``) and ``acoustic_zero`` (for Γ modes: the target-space value of 0 THz at which
     :func:`~phonbench.models.torch_utils.with_acoustic_zeros` pins three modes; ``None`` = off).
     """
     return _nn().DeeperGATGNN(n_outputs, **options)
@@ -235,9 +237,10 @@ class DeeperGATGNNModel(TorchModel):
     width), ``n_layers`` (AGAT layers), ``heads`` (attention heads), ``groups`` (DiffGroupNorm groups),
     ``dropout``, ``n_fc``/``fc_hidden`` (fully connected head), ``size_feature`` (append
     ``[N/10, log N]`` to the pooled vector), ``self_loops``, ``spectrum_head``
-    (``relu_max``/``sigmoid``) and ``pool`` (``attention``, or ``attention_max``: the attention-pooled
-    vector concatenated with the per-feature maximum over atoms) and ``acoustic_zeros`` (``modes``
-    tasks: predict the ``3N - 3`` optical modes and pin the three acoustic ones at 0 THz).
+    (``relu_max``/``sigmoid``) and ``pool`` (``attention``; ``attention_max``/``attention_sum``: the
+    attention-pooled vector concatenated with the per-feature maximum / sum (÷ 10) over atoms) and
+    ``acoustic_zeros`` (``modes`` tasks: predict the ``3N - 3`` optical modes and pin the three
+    acoustic ones at 0 THz).
     """
 
     name = "deeper_gatgnn"

@@ -91,7 +91,7 @@ def _rotation(seed: int) -> np.ndarray:
     return q * np.sign(np.linalg.det(q))  # proper rotation
 
 
-@pytest.mark.parametrize("pool", ["attention", "attention_max"])
+@pytest.mark.parametrize("pool", ["attention", "attention_max", "attention_sum"])
 def test_rotation_translation_and_permutation_invariance(pool):
     data = data_of("modes")
     model = fitted("modes") if pool == "attention" else DeeperGATGNNModel(
@@ -198,13 +198,14 @@ def test_attention_is_a_softmax_over_neighbours():
     torch.testing.assert_close(out[0], expected0)
 
 
-def test_max_pool_appends_the_per_feature_maximum_over_atoms():
-    """``pool="attention_max"``: the head reads [attention pool ‖ max over each material's atoms ‖ size]."""
+@pytest.mark.parametrize("pool", ["attention_max", "attention_sum"])
+def test_second_pool_appends_the_per_feature_maximum_or_sum_over_atoms(pool):
+    """``attention_max``/``_sum``: the head reads [attention pool ‖ max or sum/10 over the atoms ‖ size]."""
     from torch_geometric.loader import DataLoader
 
     net = build_deeper_gatgnn(3, hidden=8, n_layers=1, heads=2, groups=2, dropout=0.0, cutoff=5.0,
                               n_gaussians=10, gaussian_width=0.2, n_fc=0, fc_hidden=8, size_feature=True,
-                              self_loops=True, spectrum_head=None, pool="attention_max").eval()
+                              self_loops=True, spectrum_head=None, pool=pool).eval()
     assert net.head[-1].in_features == 2 * 8 + 2
     graphs = DeeperGATGNNModel(FAST).featurize(data_of("scalar").subset([0, 1, 2]))
     batch = next(iter(DataLoader(graphs, batch_size=3)))
@@ -215,7 +216,8 @@ def test_max_pool_appends_the_per_feature_maximum_over_atoms():
         net(batch)
     x, _, node_batch, _ = seen["nodes"]
     (pooled,) = seen["pooled"]
-    expected = torch.stack([x[node_batch == g].amax(dim=0) for g in range(3)])
+    reduce = (lambda v: v.amax(dim=0)) if pool == "attention_max" else (lambda v: v.sum(dim=0) / 10.0)
+    expected = torch.stack([reduce(x[node_batch == g]) for g in range(3)])
     torch.testing.assert_close(pooled[:, 8:16], expected)
     with pytest.raises(ConfigError, match="pool"):
         DeeperGATGNNModel({"pool": "sum"})
