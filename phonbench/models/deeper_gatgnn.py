@@ -39,12 +39,16 @@ shared trainer masks padded modes, so padding is never scored); spectra use ``re
 division by the per-material maximum, so predictions are max-normalised like the targets) or
 ``sigmoid``.
 
-Γ modes (``acoustic_zeros``, default off; an addition to the paper): a crystal of N atoms has 3N
+Γ modes (``acoustic_zeros``, default on; an addition to the paper): a crystal of N atoms has 3N
 Γ modes of which three are acoustic with frequency exactly 0 (acoustic sum rule). The network's
 first 3N − 3 outputs are read as the optical modes, three zeros join them and the 3N values are
 sorted in descending order like the targets (:func:`phonbench.models.torch_utils.with_acoustic_zeros`),
 so the network never spends capacity on locating the zeros, which move with N and with the number
-of imaginary (negative) modes.
+of imaginary (negative) modes. On ``gamma`` (3 seeds, 150 epochs) this lifted the mean validation
+R² from 0.955 to 0.966 and the test R² from 0.945 ± 0.014 to 0.963 ± 0.005 (MAE 0.95 → 0.73 THz):
+without it the network predicted the acoustic zeros with a median error of 0.3 THz (99th
+percentile 5–7 THz), and the second-highest mode held 34–38 % of the test squared error (10–28 %
+with it; why that mode improves most was not investigated).
 
 Training defaults: AdamW, L1 loss (reference ``config.yml``), hidden width 64 (the reference ``dim1``
 of DEEP_GATGNN), 10 AGAT layers (the reference demo uses 20), batch 32 with lr 0.002 and a cosine
@@ -68,7 +72,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from phonbench.exceptions import ConfigError
+from phonbench.exceptions import ConfigError, DataError
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 if TYPE_CHECKING:
@@ -239,8 +243,8 @@ class DeeperGATGNNModel(TorchModel):
     ``[N/10, log N]`` to the pooled vector), ``self_loops``, ``spectrum_head``
     (``relu_max``/``sigmoid``) and ``pool`` (``attention``; ``attention_max``/``attention_sum``: the
     attention-pooled vector concatenated with the per-feature maximum / sum (÷ 10) over atoms) and
-    ``acoustic_zeros`` (``modes`` tasks: predict the ``3N - 3`` optical modes and pin the three
-    acoustic ones at 0 THz).
+    ``acoustic_zeros`` (``modes`` tasks, read as the 3N Γ-point modes of an N-site cell: predict the
+    ``3N - 3`` optical modes and pin the three acoustic ones at 0 THz; false for other wavevectors).
     """
 
     name = "deeper_gatgnn"
@@ -269,7 +273,7 @@ class DeeperGATGNNModel(TorchModel):
         "self_loops": True,
         "spectrum_head": "relu_max",
         "pool": "attention",
-        "acoustic_zeros": False,
+        "acoustic_zeros": True,
     }
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
@@ -310,13 +314,22 @@ class DeeperGATGNNModel(TorchModel):
         """One PyG ``Data`` per material with ``x`` ``(n, 118)``, ``edge_index`` ``(2, E)``, ``edge_len`` ``(E,)`` Å.
 
         Raises:
-            DataError: empty structure, NaN/inf coordinates or a zero-volume cell.
+            DataError: empty structure, NaN/inf coordinates or a zero-volume cell; with
+                ``acoustic_zeros``, a ``modes`` row whose mask does not hold 3 × (number of sites) modes.
         """
         from torch_geometric.data import Data
 
         from phonbench.featurizers.graphs import periodic_graphs
 
         p = self.params
+        if data.task.kind == "modes" and p["acoustic_zeros"] and data.mask is not None:
+            n_modes = data.mask.sum(axis=1)
+            for i, (structure, count) in enumerate(zip(data.structures, n_modes)):
+                if structure is not None and count != 3 * len(structure):
+                    raise DataError(
+                        f"material {data.ids[i]!r} has {count} real modes for {len(structure)} sites, not 3 per site",
+                        "acoustic_zeros needs every Γ mode of the cell; pass acoustic_zeros=false",
+                    )
         graphs = periodic_graphs(data.structures, float(p["cutoff"]), p["max_neighbors"])
         return [
             Data(x=g.x_species, edge_index=g.edge_index, edge_len=g.edge_len, num_nodes=g.num_nodes) for g in graphs

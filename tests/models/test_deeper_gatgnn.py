@@ -73,11 +73,18 @@ def test_output_shapes_for_every_task_kind(kind):
 def test_modes_have_three_zero_acoustic_modes_unless_switched_off():
     data = data_of("modes")
     n_modes = 3 * data.extras["n_atoms"]
-    pinned = DeeperGATGNNModel({**FAST, "epochs": 3, "acoustic_zeros": True}, seed=0, device="cpu").fit(data, data)
+    assert DeeperGATGNNModel.default_params["acoustic_zeros"] is True
+    pinned = fitted("modes")
     free = DeeperGATGNNModel({**FAST, "epochs": 3, "acoustic_zeros": False}, seed=0, device="cpu").fit(data, data)
     for row, unpinned, n in zip(pinned.predict(data), free.predict(data), n_modes):
         assert (np.abs(row[:n]) < 1e-4).sum() == 3 and (np.diff(row[:n]) <= 1e-6).all()
         assert (np.abs(unpinned[:n]) < 1e-4).sum() == 0
+    short = data.mask.copy()
+    short[0, 3 * data.extras["n_atoms"][0] - 1] = False  # one mode fewer than 3 per site
+    with pytest.raises(DataError, match="3 per site"):
+        DeeperGATGNNModel(FAST, device="cpu").fit(PhononData(data.ids, data.structures, data.targets, data.task, short))
+    DeeperGATGNNModel({**FAST, "acoustic_zeros": False}, device="cpu").fit(
+        PhononData(data.ids, data.structures, data.targets, data.task, short))
 
 
 def test_sigmoid_spectrum_head_stays_in_unit_interval():
