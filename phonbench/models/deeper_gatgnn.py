@@ -72,7 +72,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from phonbench.exceptions import ConfigError, DataError
+from phonbench.exceptions import ConfigError
+from phonbench.models.torch_utils import check_modes_per_site
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 if TYPE_CHECKING:
@@ -322,14 +323,8 @@ class DeeperGATGNNModel(TorchModel):
         from phonbench.featurizers.graphs import periodic_graphs
 
         p = self.params
-        if data.task.kind == "modes" and p["acoustic_zeros"] and data.mask is not None:
-            n_modes = data.mask.sum(axis=1)
-            for i, (structure, count) in enumerate(zip(data.structures, n_modes)):
-                if structure is not None and count != 3 * len(structure):
-                    raise DataError(
-                        f"material {data.ids[i]!r} has {count} real modes for {len(structure)} sites, not 3 per site",
-                        "acoustic_zeros needs every Γ mode of the cell; pass acoustic_zeros=false",
-                    )
+        if p["acoustic_zeros"]:
+            check_modes_per_site(data)
         graphs = periodic_graphs(data.structures, float(p["cutoff"]), p["max_neighbors"])
         return [
             Data(x=g.x_species, edge_index=g.edge_index, edge_len=g.edge_len, num_nodes=g.num_nodes) for g in graphs

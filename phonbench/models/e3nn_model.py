@@ -31,7 +31,10 @@ Architecture (our implementation from e3nn 0.6 building blocks, following the pa
   channel) are intensive too, and suit max-like targets such as the last DoS peak, which one light
   atom can carry. ``scalar`` tasks default to attention pooling, ``modes`` to max pooling, both
   with an L1 loss on the masked entries, weight decay 0.05 and a cosine schedule over the time
-  budget (``E3NNModel.task_defaults``; measured in ``benchmarks/README.md``).
+  budget (``E3NNModel.task_defaults``; measured in ``benchmarks/README.md``). ``modes`` are read
+  as the 3N Γ modes of an N-site cell: with ``acoustic_zeros`` (default) the first 3N − 3 pooled
+  outputs are the optical modes and three zeros are sorted in among them
+  (:func:`phonbench.models.torch_utils.with_acoustic_zeros`; false for other wavevectors).
 
 Speed on CPU (everything is exact, nothing approximated): spherical harmonics, cutoff factors and
 radial bases are computed once per featurisation, not per epoch; the radial MLP runs once per
@@ -51,6 +54,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
+from phonbench.models.torch_utils import check_modes_per_site, with_acoustic_zeros
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 _SIN, _COS = math.sin(math.pi / 8), math.cos(math.pi / 8)
@@ -145,14 +149,14 @@ class E3NNNetwork(nn.Module):
 
     def __init__(self, n_outputs: int, head: str, num_neighbors: float, em_dim: int = 64, mul: int = 32,
                  lmax: int = 1, layers: int = 2, n_basis: int = 10, radial_layers: int = 1,
-                 radial_neurons: int = 100, mass_scale: float = 100.0):
+                 radial_neurons: int = 100, mass_scale: float = 100.0, acoustic_zero: float | None = None):
         super().__init__()
         from e3nn import o3
         from e3nn.nn import Gate
 
         from phonbench.featurizers.graphs import element_masses
 
-        self.head = head
+        self.head, self.acoustic_zero = head, acoustic_zero
         self.norm = float(num_neighbors) ** -0.5
         self.em = nn.Linear(118, em_dim)
         self.register_buffer("mass", torch.tensor(element_masses() / mass_scale, dtype=torch.get_default_dtype()))
@@ -181,6 +185,13 @@ class E3NNNetwork(nn.Module):
                                        radial_layers, radial_neurons))
 
     def forward(self, batch: Any) -> torch.Tensor:
+        out = self._pooled(batch)
+        if self.acoustic_zero is None:
+            return out
+        counts = torch.bincount(batch.batch, minlength=out.shape[0])
+        return with_acoustic_zeros(out, counts, self.acoustic_zero)
+
+    def _pooled(self, batch: Any) -> torch.Tensor:
         species, inv = torch.unique(batch.x_species, dim=0, return_inverse=True)
         attr = torch.relu(self.em(species))  # (S, em_dim) node attributes z
         x = torch.relu(self.em(species * self.mass))  # (S, em_dim) layer-one input, per species
@@ -226,7 +237,8 @@ class E3NNModel(TorchModel):
     ``max_neighbors`` (None = all in the cutoff), ``n_basis`` Gaussian radial bases, radial MLP
     ``radial_layers`` × ``radial_neurons``, ``em_dim`` embedding width, ``mul`` multiplicity of the
     hidden irreps, ``lmax`` (≤ 1 hidden/edge angular order), ``layers`` gated convolutions,
-    ``mass_scale`` (amu) dividing masses in the input encoding.
+    ``mass_scale`` (amu) dividing masses in the input encoding, ``acoustic_zeros`` (``modes``: pin
+    three acoustic Γ modes at 0 THz).
 
     Heads: spectra are ReLU'd, summed over atoms and max-normalised; ``modes``/``scalar`` pool the
     per-atom outputs (``pool``: mean, max or attention) on standardised targets (intensive,
@@ -269,7 +281,7 @@ class E3NNModel(TorchModel):
         **TRAIN_DEFAULTS,
         "batch_size": 8, "epochs": 200, "lr": 5e-3, "weight_decay": 0.2, "lr_decay": 0.96,
         "patience": 25, "clip": 0.0, "max_time_s": 840.0, "ema_decay": 0.999, "compile": "auto", "ensemble": 2,
-        "pool": "mean",
+        "pool": "mean", "acoustic_zeros": True,
         "cutoff": 5.0, "max_neighbors": None, "n_basis": 10, "radial_layers": 1, "radial_neurons": 100,
         "em_dim": 64, "mul": 32, "lmax": 1, "layers": 2, "mass_scale": 100.0,
     }
@@ -300,6 +312,8 @@ class E3NNModel(TorchModel):
         super()._check_train_params()
         if int(self.params["lmax"]) not in (0, 1):
             raise ConfigError(f"lmax={self.params['lmax']!r} is not supported", "use lmax 0 or 1")
+        if not isinstance(self.params["acoustic_zeros"], bool):
+            raise ConfigError(f"acoustic_zeros={self.params['acoustic_zeros']!r} must be true or false")
         if self.params["pool"] not in POOLS:
             raise ConfigError(f"pool={self.params['pool']!r} is not one of {POOLS}", "use pool=mean")
 
@@ -311,6 +325,8 @@ class E3NNModel(TorchModel):
         from phonbench.featurizers.graphs import periodic_graphs
 
         p = self.params
+        if p["acoustic_zeros"]:
+            check_modes_per_site(data)
         cutoff, n_basis = float(p["cutoff"]), int(p["n_basis"])
         graphs = periodic_graphs(data.structures, cutoff, p["max_neighbors"])
         irreps_sh = o3.Irreps.spherical_harmonics(int(p["lmax"]))
@@ -343,4 +359,11 @@ class E3NNModel(TorchModel):
             em_dim=int(p["em_dim"]), mul=int(p["mul"]), lmax=int(p["lmax"]), layers=int(p["layers"]),
             n_basis=int(p["n_basis"]), radial_layers=int(p["radial_layers"]),
             radial_neurons=int(p["radial_neurons"]), mass_scale=float(p["mass_scale"]),
+            acoustic_zero=self._acoustic_zero(task),
         )
+
+    def _acoustic_zero(self, task: Any) -> float | None:
+        """0 THz in standardised target space for Γ ``modes`` with ``acoustic_zeros``, else ``None``."""
+        if task.kind != "modes" or not self.params["acoustic_zeros"]:
+            return None
+        return -self.target_mean_ / self.target_std_

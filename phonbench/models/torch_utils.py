@@ -83,6 +83,24 @@ def with_acoustic_zeros(pred: torch.Tensor, n_atoms: torch.Tensor, zero: float) 
     return torch.where(position < n_modes, ordered, pred)
 
 
+def check_modes_per_site(data: Any) -> None:
+    """Raise :class:`DataError` unless every masked ``modes`` row holds 3 × (sites) modes.
+
+    :func:`with_acoustic_zeros` reads a row as all Γ modes of its cell; ``data`` is a
+    :class:`~phonbench.datasets.base.PhononData` (rows without a mask or structure are not checked).
+    """
+    from phonbench.exceptions import DataError
+
+    if data.task.kind != "modes" or data.mask is None:
+        return
+    for i, (structure, count) in enumerate(zip(data.structures, data.mask.sum(axis=1))):
+        if structure is not None and count != 3 * len(structure):
+            raise DataError(
+                f"material {data.ids[i]!r} has {count} real modes for {len(structure)} sites, not 3 per site",
+                "acoustic_zeros needs every Γ mode of the cell; pass acoustic_zeros=false",
+            )
+
+
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move a tensor, PyG batch (anything with ``.to``) or a tuple/list/dict of them to ``device``."""
     if isinstance(obj, (list, tuple)):

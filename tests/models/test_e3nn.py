@@ -8,14 +8,14 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from phonbench.datasets.base import PhononData, Task
-from phonbench.exceptions import DataError
+from phonbench.exceptions import ConfigError, DataError
 from phonbench.models.e3nn_model import E3NNModel
 from phonbench.physics import CHEN_GRID_CM1
 
 SMALL = {"mul": 4, "em_dim": 8, "radial_neurons": 8, "epochs": 2, "batch_size": 2, "cutoff": 4.0, "max_time_s": 0.0,
          "ema_decay": 0.0, "ensemble": 1}
 SPECTRUM = Task("spectrum", 51, "a.u.", "dos", tuple(CHEN_GRID_CM1), "cm^-1")
-MODES = Task("modes", 6, "THz", "gamma_modes")
+MODES = Task("modes", 15, "THz", "gamma_modes")  # 3 × 5 atoms (SrTiO3)
 SCALAR = Task("scalar", 1, "cm^-1", "last_peak")
 
 
@@ -45,9 +45,10 @@ def make_data(task: Task, structures: list[Structure] | None = None, seed: int =
         y = rng.random((n, task.n_outputs))
         y /= y.max(axis=1, keepdims=True)
     elif task.kind == "modes":
-        y = np.sort(rng.uniform(1, 20, (n, task.n_outputs)), axis=1)
-        mask = np.arange(task.n_outputs)[None, :] < np.array([3 * len(s) for s in structures])[:, None]
-        y = np.where(mask, y, 0.0)
+        n_modes = np.array([3 * len(s) for s in structures])[:, None]
+        y = np.sort(rng.uniform(1, 20, (n, task.n_outputs)), axis=1)[:, ::-1]  # descending optical modes
+        mask = np.arange(task.n_outputs)[None, :] < n_modes
+        y = np.where(np.arange(task.n_outputs)[None, :] < n_modes - 3, y, 0.0)  # 3 acoustic zeros, padding
     else:
         y = rng.uniform(100, 500, (n, 1))
     return PhononData([f"m{i}" for i in range(n)], structures, y, task, mask)
@@ -76,7 +77,7 @@ def test_output_shapes_per_task_kind(spectrum_model, scalar_model):
     np.testing.assert_allclose(pair.module.members[0](pair.collate(pair.featurize(data))).detach().numpy(), pred,
                                rtol=1e-5)  # member 0 is the single model of the same seed
     modes = E3NNModel(SMALL, seed=1, device="cpu").fit(make_data(MODES))
-    assert modes.predict(make_data(MODES)).shape == (4, 6)
+    assert modes.predict(make_data(MODES)).shape == (4, 15)
     assert np.isfinite(modes.predict(make_data(MODES))).all()
 
 
@@ -180,7 +181,23 @@ def test_max_and_attention_pools_are_intensive_and_invariant(pool):
     for variant in (supercells, permuted):
         np.testing.assert_allclose(model.predict(make_data(SCALAR, variant)), ref, atol=1e-4 * model.target_std_)
     modes = E3NNModel({**SMALL, "pool": pool}, seed=2, device="cpu").fit(make_data(MODES))
-    assert modes.predict(make_data(MODES)).shape == (4, 6)
+    assert modes.predict(make_data(MODES)).shape == (4, 15)
+
+
+def test_modes_pin_three_acoustic_zeros_and_check_the_mode_count():
+    data = make_data(MODES)
+    n_modes = [3 * len(s) for s in data.structures]
+    pinned = E3NNModel(SMALL, seed=0, device="cpu").fit(data).predict(data)
+    free = E3NNModel({**SMALL, "acoustic_zeros": False}, seed=0, device="cpu").fit(data).predict(data)
+    for row, unpinned, n in zip(pinned, free, n_modes):
+        assert (np.abs(row[:n]) < 1e-5).sum() == 3 and (np.diff(row[:n]) <= 1e-6).all()
+        assert (np.abs(unpinned[:n]) < 1e-5).sum() == 0
+    short = data.mask.copy()
+    short[0, n_modes[0] - 1] = False
+    with pytest.raises(DataError, match="3 per site"):
+        E3NNModel(SMALL, device="cpu").fit(PhononData(data.ids, data.structures, data.targets, data.task, short))
+    with pytest.raises(ConfigError, match="acoustic_zeros"):
+        E3NNModel({**SMALL, "acoustic_zeros": "yes"}).fit(data)
 
 
 def test_modes_and_scalar_tasks_take_their_task_defaults_unless_given():
