@@ -37,6 +37,8 @@ class Model(ABC):
         task_defaults: per task kind (``spectrum``/``modes``/``scalar``), defaults that replace
             ``default_params`` entries when the model is fitted on that kind of task — only for the
             parameters the caller did not pass; ``params`` then holds the values actually used.
+        legacy_params: parameters added after models were first saved, each with the value that
+            reproduces a model saved without it; ``load`` fills them in (new fits use the defaults).
 
     Args:
         params: hyperparameters overriding ``default_params``.
@@ -49,6 +51,7 @@ class Model(ABC):
     task_kinds: ClassVar[tuple[str, ...]] = ("spectrum", "modes", "scalar")
     default_params: ClassVar[dict[str, Any]] = {}
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    legacy_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
         params = dict(params or {})
@@ -136,7 +139,7 @@ class Model(ABC):
         meta = json.loads(file.read_text())
         if meta.get("model") != cls.name:
             raise ModelError(f"{path} holds model {meta.get('model')!r}, not {cls.name!r}")
-        model = cls(meta["params"], seed=meta["seed"])
+        model = cls({**cls.legacy_params, **meta["params"]}, seed=meta["seed"])
         task = dict(meta["task"])
         if task.get("grid") is not None:
             task["grid"] = tuple(task["grid"])

@@ -277,6 +277,9 @@ class DeeperGATGNNModel(TorchModel):
         "acoustic_zeros": True,
     }
 
+    #: models saved before the acoustic zeros existed were trained without them
+    legacy_params = {"acoustic_zeros": False}
+
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
         super().__init__(params, seed=seed, device=device)
         p = self.params

@@ -286,6 +286,9 @@ class E3NNModel(TorchModel):
         "em_dim": 64, "mul": 32, "lmax": 1, "layers": 2, "mass_scale": 100.0,
     }
 
+    #: models saved before the acoustic zeros existed were trained without them
+    legacy_params = {"acoustic_zeros": False}
+
     #: scalar targets (matbench_phonons' last DoS peak): attention pooling, L1 loss, weaker decay and a
     #: cosine schedule over the whole budget without early stopping — chosen on the validation rows
     #: of the five matbench folds (mean valid MAE 32.5 cm⁻¹, max pooling 34.1, DoS defaults 80.8).

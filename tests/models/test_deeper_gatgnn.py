@@ -137,6 +137,20 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(data), model.predict(data))
 
 
+def test_model_saved_before_acoustic_zeros_loads_without_them(tmp_path):
+    import json
+
+    data = data_of("modes")
+    old = DeeperGATGNNModel({**FAST, "acoustic_zeros": False}, seed=0, device="cpu").fit(data)
+    old.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["params"]["acoustic_zeros"]  # as written before the parameter existed
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    loaded = DeeperGATGNNModel.load(tmp_path, device="cpu")
+    assert loaded.params["acoustic_zeros"] is False
+    np.testing.assert_array_equal(loaded.predict(data), old.predict(data))
+
+
 def test_deterministic_with_seed():
     data = data_of("scalar")
     params = {**FAST, "dropout": 0.1}
