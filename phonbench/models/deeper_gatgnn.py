@@ -73,7 +73,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from phonbench.exceptions import ConfigError
-from phonbench.models.torch_utils import check_modes_per_site
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 if TYPE_CHECKING:
@@ -221,9 +220,10 @@ def build_deeper_gatgnn(n_outputs: int, **options: Any) -> torch.nn.Module:
     ``edge_len`` ``(E,)`` in Å and ``batch``. Keyword options (all required): ``hidden``, ``n_layers``,
     ``heads``, ``groups``, ``dropout``, ``cutoff`` (Å), ``n_gaussians``, ``gaussian_width`` (fraction of
     the cutoff), ``n_fc``, ``fc_hidden``, ``size_feature``, ``self_loops`` and ``spectrum_head``
-    (``relu_max``, ``sigmoid`` or ``None`` for a linear output); optional ``pool`` (``attention`` or
-    ``attention_max`` or ``attention_sum``) and ``acoustic_zero`` (for Γ modes: the target-space value of 0 THz at which
-    :func:`~phonbench.models.torch_utils.with_acoustic_zeros` pins three modes; ``None`` = off).
+    (``relu_max``, ``sigmoid`` or ``None`` for a linear output); optional ``pool`` (``attention``,
+    ``attention_max`` or ``attention_sum``) and ``acoustic_zero`` (for Γ modes: the target-space value
+    of 0 THz at which :func:`~phonbench.models.torch_utils.with_acoustic_zeros` pins three modes;
+    ``None`` = off).
     """
     return _nn().DeeperGATGNN(n_outputs, **options)
 
@@ -318,16 +318,13 @@ class DeeperGATGNNModel(TorchModel):
         """One PyG ``Data`` per material with ``x`` ``(n, 118)``, ``edge_index`` ``(2, E)``, ``edge_len`` ``(E,)`` Å.
 
         Raises:
-            DataError: empty structure, NaN/inf coordinates or a zero-volume cell; with
-                ``acoustic_zeros``, a ``modes`` row whose mask does not hold 3 × (number of sites) modes.
+            DataError: empty structure, NaN/inf coordinates or a zero-volume cell.
         """
         from torch_geometric.data import Data
 
         from phonbench.featurizers.graphs import periodic_graphs
 
         p = self.params
-        if p["acoustic_zeros"]:
-            check_modes_per_site(data)
         graphs = periodic_graphs(data.structures, float(p["cutoff"]), p["max_neighbors"])
         return [
             Data(x=g.x_species, edge_index=g.edge_index, edge_len=g.edge_len, num_nodes=g.num_nodes) for g in graphs
@@ -351,8 +348,7 @@ class DeeperGATGNNModel(TorchModel):
             self_loops=bool(p["self_loops"]),
             spectrum_head=str(p["spectrum_head"]) if task.kind == "spectrum" else None,
             pool=str(p["pool"]),
-            acoustic_zero=-self.target_mean_ / self.target_std_
-            if task.kind == "modes" and p["acoustic_zeros"] else None,
+            acoustic_zero=self.acoustic_zero(task),
         )
 
 

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from phonbench.models.torch_utils import check_modes_per_site, with_acoustic_zeros
+from phonbench.models.torch_utils import with_acoustic_zeros
 from phonbench.models.training import TRAIN_DEFAULTS, TorchModel
 
 _SIN, _COS = math.sin(math.pi / 8), math.cos(math.pi / 8)
@@ -328,8 +328,6 @@ class E3NNModel(TorchModel):
         from phonbench.featurizers.graphs import periodic_graphs
 
         p = self.params
-        if p["acoustic_zeros"]:
-            check_modes_per_site(data)
         cutoff, n_basis = float(p["cutoff"]), int(p["n_basis"])
         graphs = periodic_graphs(data.structures, cutoff, p["max_neighbors"])
         irreps_sh = o3.Irreps.spherical_harmonics(int(p["lmax"]))
@@ -362,11 +360,5 @@ class E3NNModel(TorchModel):
             em_dim=int(p["em_dim"]), mul=int(p["mul"]), lmax=int(p["lmax"]), layers=int(p["layers"]),
             n_basis=int(p["n_basis"]), radial_layers=int(p["radial_layers"]),
             radial_neurons=int(p["radial_neurons"]), mass_scale=float(p["mass_scale"]),
-            acoustic_zero=self._acoustic_zero(task),
+            acoustic_zero=self.acoustic_zero(task),
         )
-
-    def _acoustic_zero(self, task: Any) -> float | None:
-        """0 THz in standardised target space for Γ ``modes`` with ``acoustic_zeros``, else ``None``."""
-        if task.kind != "modes" or not self.params["acoustic_zeros"]:
-            return None
-        return -self.target_mean_ / self.target_std_

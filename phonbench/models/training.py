@@ -57,6 +57,7 @@ from phonbench.models.base import EpochCallback, Model
 from phonbench.models.torch_utils import (
     BudgetCosine,
     WeightAverage,
+    check_modes_per_site,
     compile_module,
     compile_wanted,
     deterministic,
@@ -151,6 +152,17 @@ class TorchModel(Model):
         """Training-time augmentation of one batch's items (default: none)."""
         return items
 
+    def acoustic_zero(self, task: Task) -> float | None:
+        """0 THz in the standardised target space, for models that pin the three acoustic Γ modes.
+
+        Returns ``None`` unless ``task`` is a ``modes`` task and the model has a true
+        ``acoustic_zeros`` parameter (see :func:`~phonbench.models.torch_utils.with_acoustic_zeros`;
+        ``fit`` then checks that every mask holds 3 modes per site). Call from ``build_module``.
+        """
+        if task.kind != "modes" or not self.params.get("acoustic_zeros"):
+            return None
+        return -self.target_mean_ / self.target_std_
+
     # ------------------------------------------------------------------ checks
     def _check_train_params(self) -> None:
         p = self.params
@@ -195,6 +207,10 @@ class TorchModel(Model):
         start = time.perf_counter()
         self.check_task(train)
         self._check_train_params()  # again: check_task may have applied task_defaults
+        if self.params.get("acoustic_zeros"):
+            for part in (train, valid):
+                if part is not None:
+                    check_modes_per_site(part)
         device = resolve_device(self.device)
         self.device_used = str(device)
         with num_threads_context(self.num_threads), deterministic():
