@@ -46,8 +46,8 @@ sorted in descending order like the targets (:func:`phonbench.models.torch_utils
 so the network never spends capacity on locating the zeros, which move with N and with the number
 of imaginary (negative) modes. On ``gamma`` (3 seeds, 150 epochs) this lifted the mean validation
 R² from 0.955 to 0.966 and the test R² from 0.945 ± 0.014 to 0.963 ± 0.005 (MAE 0.95 → 0.73 THz):
-without it the network predicted the acoustic zeros with a median error of 0.3 THz (99th
-percentile 5–7 THz), and the second-highest mode held 34–38 % of the test squared error (10–28 %
+without it the network predicted the acoustic zeros with a median error of 0.3–0.4 THz (99th
+percentile 4.8–7.2 THz), and the second-highest mode held 34–38 % of the test squared error (10–28 %
 with it; why that mode improves most was not investigated).
 
 Training defaults: AdamW, L1 loss (reference ``config.yml``), hidden width 64 (the reference ``dim1``
@@ -298,7 +298,7 @@ class DeeperGATGNNModel(TorchModel):
             raise ConfigError(f"unknown pool {p['pool']!r}", f"use one of {POOLS}")
         if p["spectrum_head"] not in SPECTRUM_HEADS:
             raise ConfigError(f"unknown spectrum_head {p['spectrum_head']!r}", f"use one of {SPECTRUM_HEADS}")
-        for key in ("size_feature", "self_loops", "acoustic_zeros"):
+        for key in ("size_feature", "self_loops"):
             if not isinstance(p[key], bool):
                 raise ConfigError(f"{key}={p[key]!r} must be true or false")
 

@@ -315,8 +315,6 @@ class E3NNModel(TorchModel):
         super()._check_train_params()
         if int(self.params["lmax"]) not in (0, 1):
             raise ConfigError(f"lmax={self.params['lmax']!r} is not supported", "use lmax 0 or 1")
-        if not isinstance(self.params["acoustic_zeros"], bool):
-            raise ConfigError(f"acoustic_zeros={self.params['acoustic_zeros']!r} must be true or false")
         if self.params["pool"] not in POOLS:
             raise ConfigError(f"pool={self.params['pool']!r} is not one of {POOLS}", "use pool=mean")
 

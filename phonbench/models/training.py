@@ -177,6 +177,8 @@ class TorchModel(Model):
                 raise ConfigError(f"{key}={p[key]!r} must be a positive integer")
         if "lr" in p and not float(p["lr"]) > 0:
             raise ConfigError(f"lr={p['lr']!r} must be positive")
+        if "acoustic_zeros" in p and not isinstance(p["acoustic_zeros"], bool):
+            raise ConfigError(f"acoustic_zeros={p['acoustic_zeros']!r} must be true or false")
 
     # ------------------------------------------------------------------ target scaling
     def _fit_scaler(self, data: PhononData) -> None:
