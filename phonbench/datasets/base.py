@@ -21,6 +21,12 @@ from phonbench.exceptions import ConfigError, DataError
 
 TaskKind = Literal["spectrum", "modes", "scalar"]
 TASK_KINDS: tuple[str, ...] = ("spectrum", "modes", "scalar")
+#: grouped protocols any dataset with structures may declare (see :mod:`.grouped_splits`)
+GROUPED_SPLITS: tuple[str, ...] = ("chemsys", "cluster", "element")
+SPLIT_DESCRIPTIONS: dict[str, str] = {
+    "random": "Seeded random hold-out: 80% train, 10% valid, 10% test.",
+    "kfold5": "Seeded random 5-fold cross-validation; a seeded 10% of each fold's train part is valid.",
+}
 
 
 @dataclass(frozen=True)
@@ -209,11 +215,27 @@ class Fold:
 
 @dataclass(frozen=True)
 class Split:
-    """A named split protocol: one fold (hold-out) or several (k-fold, matbench)."""
+    """A named split protocol: one fold (hold-out) or several (k-fold, matbench, grouped).
+
+    Attributes:
+        name: protocol name (``random``, ``kfold5``, ``chemsys``, ...).
+        folds: the folds, row indices into the full dataset.
+        seed: seed of seeded protocols (``None`` for fixed ones).
+        groups: for grouped protocols, one label per material of the dataset (length ``n``) that
+            never occurs in two of train/valid/test of any fold; ``None`` otherwise.
+        group_kind: what the protocol groups by (``"chemsys"``, ``"cluster"``, ``"element"``).
+        description: one sentence on how the folds are made (may be empty).
+
+    Raises:
+        DataError: parts of a fold overlap, or a group label occurs in two parts of a fold.
+    """
 
     name: str
     folds: tuple[Fold, ...]
     seed: int | None = None
+    groups: tuple[str, ...] | None = None
+    group_kind: str | None = None
+    description: str = ""
 
     def __post_init__(self) -> None:
         for fold in self.folds:
@@ -221,6 +243,36 @@ class Split:
             joined = np.concatenate(parts)
             if len(np.unique(joined)) != len(joined):
                 raise DataError(f"split {self.name!r} fold {fold.name}: train/valid/test overlap")
+        if self.groups is not None:
+            self._check_groups()
+
+    def _check_groups(self) -> None:
+        n = len(self.groups or ())
+        for fold in self.folds:
+            top = max((int(p.max()) for p in (fold.train, fold.valid, fold.test) if len(p)), default=-1)
+            if top >= n:
+                raise DataError(f"split {self.name!r} fold {fold.name} uses row {top} but has {n} group labels",
+                                "give one group label per material of the dataset")
+            labels = [set(self.part_groups(p)) for p in (fold.train, fold.valid, fold.test)]
+            shared = (labels[0] & labels[1]) | (labels[0] & labels[2]) | (labels[1] & labels[2])
+            if shared:
+                raise DataError(f"split {self.name!r} fold {fold.name}: group {sorted(shared)[0]!r} "
+                                "is in two of train/valid/test")
+
+    def part_groups(self, rows: np.ndarray) -> list[str]:
+        """Group labels of ``rows`` (empty list for an ungrouped split)."""
+        if self.groups is None:
+            return []
+        return [self.groups[int(i)] for i in rows]
+
+    def group_counts(self) -> list[dict[str, int]] | None:
+        """Distinct groups in train/valid/test of each fold (``None`` for an ungrouped split)."""
+        if self.groups is None:
+            return None
+        return [
+            {part: len(set(self.part_groups(getattr(fold, part)))) for part in ("train", "valid", "test")}
+            for fold in self.folds
+        ]
 
 
 def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
@@ -263,12 +315,15 @@ def fold_from_test(n: int, test: np.ndarray, seed: int, valid_fraction: float = 
 class Dataset(ABC):
     """Base class of dataset plugins.
 
-    Subclasses set ``card`` and implement :meth:`_load` and, for splits other than ``random`` and
-    ``kfold5``, :meth:`_make_split`. Constructor arguments are options (e.g. ``data_dir``); no I/O
+    Subclasses set ``card`` and implement :meth:`_load` and, for splits other than ``random``,
+    ``kfold5`` and the grouped protocols (:data:`GROUPED_SPLITS`, for datasets with structures),
+    :meth:`_make_split`. Constructor arguments are options (e.g. ``data_dir``); no I/O
     happens before :meth:`load`.
     """
 
     card: ClassVar[DatasetCard]
+    #: one-sentence descriptions of the dataset's own (non-generic) splits, e.g. ``tutorial``
+    split_descriptions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, data_dir: str | None = None, **options: Any):
         self.data_dir = data_dir
@@ -294,6 +349,7 @@ class Dataset(ABC):
 
         Raises:
             ConfigError: unknown split name (lists the valid ones).
+            DataError: a grouped split that leaves a fold without train, valid or test rows.
         """
         name = (name or self.card.default_split).lower().replace("-", "_")
         if name not in self.card.splits:
@@ -309,7 +365,23 @@ class Dataset(ABC):
             return random_split(n, seed)
         if name == "kfold5":
             return kfold_split(n, seed)
+        if name in GROUPED_SPLITS:
+            from phonbench.datasets.grouped_splits import grouped_split
+
+            return grouped_split(name, self.load().structures, seed, dataset=self.name)
         raise ConfigError(f"dataset {self.name!r} declares split {name!r} but does not implement it")
+
+    def split_description(self, name: str, seed: int = 0) -> str:
+        """One sentence on how split ``name`` is made ("" when none is known).
+
+        Grouped protocols are described from the data (e.g. the held-out elements and how many
+        materials each fold tests), which loads the records but computes no features.
+        """
+        if name in GROUPED_SPLITS:
+            from phonbench.datasets.grouped_splits import describe
+
+            return describe(name, self.load().structures, seed)
+        return {**SPLIT_DESCRIPTIONS, **self.split_descriptions}.get(name, "")
 
     def verify(self) -> dict[str, bool]:
         """Check bundled files against the card's sha256 (``{file: ok}``); empty if none."""
