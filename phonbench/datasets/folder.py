@@ -14,7 +14,9 @@ The folder (``data_dir`` / ``--data-dir``; else ``$PHONBENCH_DATA_DIR/folder/``)
       default_metrics = ["mae", "r2_per_sample"]
 
   Optional keys: ``description``, ``citation``, ``license``, ``source``, ``target`` (quantity
-  name), ``primary_metric``, ``default_split`` (``random`` or ``kfold5``), ``n_outputs`` (modes),
+  name), ``primary_metric``, ``default_split`` (``random``, ``kfold5`` or a grouped protocol,
+  ``chemsys``, ``cluster`` or ``element`` of :mod:`.grouped_splits`, which need enough chemical
+  systems / compositions for every fold or the split is a one-line error), ``n_outputs`` (modes),
   ``header`` (``true``/``false``; default: auto), ``padding`` (modes: ``"empty"`` or ``"zero"``).
 * the targets CSV: one row per material, first column the id, then the values. The first row is a
   header if ``header = true``, or (auto) if its first cell is ``id`` or another cell is text that is
@@ -46,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from phonbench.datasets.base import TASK_KINDS, Dataset, DatasetCard, PhononData, Task
+from phonbench.datasets.base import GROUPED_SPLITS, TASK_KINDS, Dataset, DatasetCard, PhononData, Task
 from phonbench.exceptions import ConfigError, DataError
 from phonbench.datasets.target_table import TargetTable, modes_mask
 from phonbench.io import sha256_file
@@ -59,7 +61,7 @@ CARD_KEYS = frozenset({
     "grid_unit", "targets", "structures", "default_metrics", "primary_metric", "default_split",
     "citation", "license", "source", "n_outputs", "header", "padding",
 })
-SPLITS = ("random", "kfold5")
+SPLITS = ("random", "kfold5", *GROUPED_SPLITS)
 DEFAULT_METRICS = {
     "spectrum": ("mae", "mse", "r2_per_sample", "mean_frequency_error"),
     "modes": ("mae", "rmse", "r2_aggregated", "mean_frequency_error"),

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phonbench.datasets.base import DatasetCard, PhononData, Split, Task, fold_from_test
+from phonbench.datasets.base import GROUPED_SPLITS, DatasetCard, PhononData, Split, Task, fold_from_test
 from phonbench.datasets.bundled import BundledDataset, LazyStructures, card_files
 
 MATBENCH_FILE = "matbench_phonons.npz"
@@ -27,7 +27,8 @@ MATBENCH_NOTES = (
     "(per the data README, matbench's own structure file was not available to compare the rest). "
     "Splits: matbench = the five official KFold(shuffle, random_state=18012019) test folds of "
     "matbench_v0.1_validation.json; train is the rest, of which a seeded 10% becomes valid. random "
-    "(80/10/10) and kfold5 are seeded."
+    "(80/10/10) and kfold5 are seeded; chemsys, cluster and element are the seeded grouped "
+    "(out-of-distribution) protocols of phonbench.datasets.grouped_splits."
 )
 
 
@@ -35,6 +36,10 @@ class MatbenchPhononsDataset(BundledDataset):
     """matbench_phonons (scalar task, cm⁻¹) with the official five folds."""
 
     bundled_files: ClassVar[tuple[str, ...]] = (MATBENCH_FILE,)
+    split_descriptions: ClassVar[dict[str, str]] = {
+        "matbench": "The five official matbench v0.1 test folds (KFold shuffle, random_state=18012019); "
+        "a seeded 10% of each fold's train part is valid.",
+    }
     card = DatasetCard(
         name="matbench_phonons",
         description="Frequency of the last phonon DoS peak (cm^-1) of 1,265 materials (matbench v0.1)",
@@ -53,7 +58,7 @@ class MatbenchPhononsDataset(BundledDataset):
         ),
         version="1",
         default_split="matbench",
-        splits=("matbench", "random", "kfold5"),
+        splits=("matbench", "random", "kfold5", *GROUPED_SPLITS),
         default_metrics=("mae", "rmse", "r2_aggregated"),
         primary_metric="mae",
         files=card_files((MATBENCH_FILE,)),

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from phonbench.datasets.base import DatasetCard, Fold, PhononData, Split, Task
+from phonbench.datasets.base import GROUPED_SPLITS, DatasetCard, Fold, PhononData, Split, Task
 from phonbench.datasets.bundled import BundledDataset, LazyStructures, card_files
 from phonbench.exceptions import DataError
 from phonbench.physics import CHEN_GRID_CM1
@@ -59,7 +59,8 @@ DOS_NOTES = (
     "smoothed DoS (integral 3N less any part above 1000 cm^-1); cv_100K/cv_300K/cv_800K = Petretto thermo "
     "C_v (given per mole of formula units) times Z, i.e. J/(K mol of unit cells), NaN for the 276 has_neg_fr materials without thermo; has_neg_fr flag. "
     "Splits: tutorial = the e3nn tutorial's element-balanced idx_train/valid/test (1192/141/189, "
-    "seed-independent); random (80/10/10) and kfold5 are seeded."
+    "seed-independent); random (80/10/10) and kfold5 are seeded; chemsys, cluster and element are the "
+    "seeded grouped (out-of-distribution) protocols of phonbench.datasets.grouped_splits."
 )
 GAMMA_NOTES = (
     "Target: band-structure frequencies at the first q = (0,0,0) point of each material's path, cm^-1 "
@@ -68,7 +69,9 @@ GAMMA_NOTES = (
     "the non-analytic (LO-TO) term, so for 1048 polar materials the Γ frequencies depend on the direction "
     "of approach and differ between Γ occurrences on the path; the first occurrence is used and the "
     "spread over occurrences is kept as the extra lo_to_spread (THz). Structures: the PBEsol DFPT cells "
-    "shared with 'dos'. Extras: n_atoms, lo_to_spread, has_neg_fr."
+    "shared with 'dos'. Extras: n_atoms, lo_to_spread, has_neg_fr. Splits: random (80/10/10) and kfold5 "
+    "are seeded; chemsys, cluster and element are the seeded grouped (out-of-distribution) protocols of "
+    "phonbench.datasets.grouped_splits."
 )
 
 
@@ -95,7 +98,7 @@ class DosDataset(BundledDataset):
         source=PETRETTO_SOURCE,
         version="1",
         default_split="tutorial",
-        splits=("tutorial", "random", "kfold5"),
+        splits=("tutorial", "random", "kfold5", *GROUPED_SPLITS),
         default_metrics=(
             "mse", "mae", "r2_aggregated", "mean_frequency_error", "wasserstein", "heat_capacity_error"
         ),
@@ -104,6 +107,10 @@ class DosDataset(BundledDataset):
         size=1522,
         notes=DOS_NOTES,
     )
+    split_descriptions: ClassVar[dict[str, str]] = {
+        "tutorial": "The e3nn phonon DoS tutorial's element-balanced train/valid/test rows (1192/141/189, "
+        "seed-independent).",
+    }
     _EXTRAS: ClassVar[tuple[str, ...]] = (
         "n_atoms", "total_mass", "dos_norm", "dos_scale", "cv_100K", "cv_300K", "cv_800K", "has_neg_fr",
     )
@@ -144,7 +151,7 @@ class GammaDataset(BundledDataset):
         source=PETRETTO_SOURCE,
         version="1",
         default_split="random",
-        splits=("random", "kfold5"),
+        splits=("random", "kfold5", *GROUPED_SPLITS),
         default_metrics=("mae", "r2_aggregated", "mean_frequency_error", "mse"),
         primary_metric="mae",
         files=card_files((STRUCTURES_FILE, "gamma.npz")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ from pymatgen.core import Lattice, Structure
 from phonbench.datasets.folder import GENERIC_CARD, FolderDataset
 from phonbench.exceptions import ConfigError, DataError
 from phonbench.io import sha256_file
-from phonbench.testing import DatasetContract
+from phonbench.testing import DatasetContract, tiny_crystals
 
+_tiny_crystals = lru_cache(maxsize=1)(tiny_crystals)  # about a second to build
 FCC = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
 
 
@@ -53,13 +55,14 @@ def write_structure(folder: Path, mid: str, s: Structure, style: int) -> None:
         (folder / f"{mid}.cif.gz").write_bytes(gzip.compress(s.to(fmt="cif").encode()))
 
 
-def make_folder(root: Path, card: str, rows: list[str], n: int = 6, structures: str = "structures") -> Path:
-    """Card text, targets.csv rows and ``n`` structures ``m0 … m{n-1}`` in mixed formats."""
+def make_folder(root: Path, card: str, rows: list[str], n: int = 6, structures: str = "structures",
+                crystal_of=crystal) -> Path:
+    """Card text, targets.csv rows and ``n`` structures ``m0 … m{n-1}`` (``crystal_of(k)``) in mixed formats."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "phonbench.toml").write_text(card)
     (root / "targets.csv").write_text("\n".join(rows) + "\n")
     for k in range(n):
-        write_structure(root / structures, f"m{k}", crystal(k), k)
+        write_structure(root / structures, f"m{k}", crystal_of(k), k)
     return root
 
 
@@ -291,9 +294,21 @@ def test_bad_grid_values_and_metric_kinds(tmp_path):
 class TestFolderContract(DatasetContract):
     @pytest.fixture(params=["spectrum", "modes"])
     def dataset(self, request, tmp_path):
+        # ten crystals of eight compositions: enough chemical systems for every grouped split
+        tiny = _tiny_crystals()
+        n, of = 10, lambda k: tiny[k % len(tiny)]
         if request.param == "spectrum":
-            root = make_folder(tmp_path / "s", SPECTRUM_CARD, spectrum_rows())
+            root = make_folder(tmp_path / "s", SPECTRUM_CARD, spectrum_rows(n), n=n, crystal_of=of)
         else:
-            rows = [f"m{k},9,8,7,{k}.5" + ",1,0.1" * (k % 2) for k in range(6)]
-            root = make_folder(tmp_path / "m", MODES_CARD, rows)
+            rows = [f"m{k},9,8,7,{k}.5" + ",1,0.1" * (k % 2) for k in range(n)]
+            root = make_folder(tmp_path / "m", MODES_CARD, rows, n=n, crystal_of=of)
         return FolderDataset(data_dir=root)
+
+
+def test_grouped_split_too_small_for_the_folder_is_a_one_line_error(tmp_path):
+    root = make_folder(tmp_path / "s", SPECTRUM_CARD, spectrum_rows())  # 4 chemical systems
+    ds = FolderDataset(data_dir=root)
+    assert {"chemsys", "cluster", "element"} <= set(ds.card.splits)
+    with pytest.raises(DataError, match=r"split 'chemsys' fold '4' of dataset 'folder' has no test rows.*random"):
+        ds.split("chemsys")
+    assert [f.name for f in ds.split("element").folds] == ["Cl", "As", "Ga", "Na", "Ca", "Cs"]

@@ -29,7 +29,7 @@ def test_registry_and_cards():
     assert card.name == "synthetic" and card.task.kind == "modes" and card.size == 1000
     assert card.default_metrics == ("mae", "r2_aggregated", "mean_frequency_error", "mse")
     assert card.primary_metric == "mae" and card.license == "CC0 (generated)"
-    assert card.splits == ("random", "kfold5") and card.default_split == "random"
+    assert card.splits == ("random", "kfold5", "chemsys", "cluster", "element") and card.default_split == "random"
     assert card.task.n_outputs == 3 * MAX_ATOMS == 24 and card.task.unit == "THz"
     spec = cls(task="spectrum", size=10).card
     assert spec.task.kind == "spectrum" and spec.primary_metric == "mse" and spec.size == 10
