@@ -93,6 +93,8 @@ def print_info(info: dict) -> None:
             ("source", card["source"]), ("license", card["license"]), ("citation", card["citation"]),
             ("splits", f"{', '.join(card['splits'])} (default {card['default_split']})"),
             ("metrics", f"{', '.join(card['default_metrics'])} (primary {card['primary_metric']})")]
+    described = [(f"  {name}", text) for name, text in (info.get("split_descriptions") or {}).items() if text]
+    rows[-1:-1] = described  # one row per split description, right under the split list
     if card.get("notes"):
         rows.append(("notes", card["notes"]))
     if info.get("counts"):
@@ -110,9 +112,15 @@ def print_info(info: dict) -> None:
     console.print(table)
     split = info.get("split")
     if split:
-        st = Table(title=f"split {split['name']} (seed {split['seed']})", title_justify="left")
-        for col in ("fold", "train", "valid", "test"):
+        grouped = split.get("group_kind") if all("groups" in f for f in split["folds"]) else None
+        title = f"split {split['name']} (seed {split['seed']})"
+        if grouped:
+            title += f", grouped by {grouped}; groups = {split.get('group_label') or grouped}"
+        st = Table(title=title, title_justify="left")
+        parts = ("train", "valid", "test")
+        for col in ("fold", *parts, *((f"{p} groups" for p in parts) if grouped else ())):
             st.add_column(col, justify="right")
         for fold in split["folds"]:
-            st.add_row(str(fold["name"]), str(fold["train"]), str(fold["valid"]), str(fold["test"]))
+            groups = [str(fold["groups"][p]) for p in parts] if grouped else []
+            st.add_row(str(fold["name"]), *(str(fold[p]) for p in parts), *groups)
         console.print(st)

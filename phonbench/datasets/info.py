@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from phonbench.datasets.base import Dataset
+from phonbench.datasets.base import Dataset, Split
 from phonbench.datasets.bundled import REBUILD_FIX
+from phonbench.datasets.grouped_splits import GROUP_LABELS
 
 
 def _resolve(dataset: Dataset | str) -> Dataset:
@@ -29,6 +30,21 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def _split_info(split: Split, description: str) -> dict[str, Any]:
+    """Sizes (and, for grouped splits, distinct group counts) of each fold of ``split``."""
+    folds = [{"name": f.name, **f.sizes()} for f in split.folds]
+    for fold, counts in zip(folds, split.group_counts() or []):
+        fold["groups"] = counts
+    return {
+        "name": split.name,
+        "seed": split.seed,
+        "group_kind": split.group_kind,
+        "group_label": GROUP_LABELS.get(split.group_kind or "") if split.groups is not None else None,
+        "description": split.description or description,
+        "folds": folds,
+    }
+
+
 def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0) -> dict[str, Any]:
     """Everything ``phonbench data info`` prints, as a JSON-serialisable dict.
 
@@ -38,19 +54,26 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
         seed: seed of seeded splits.
 
     Returns:
-        ``{"name", "card", "counts", "split", "target_stats", "extras", "checksums"}`` where
+        ``{"name", "card", "counts", "split", "split_descriptions", "target_stats", "extras",
+        "checksums", "error"}`` where
         ``counts`` has ``materials``, ``outputs`` and ``real_entries`` (entries the mask marks real);
-        ``split`` has ``name``, ``seed`` and ``folds`` (list of ``{"name", "train", "valid",
-        "test"}`` sizes); ``target_stats`` has ``min``/``max``/``mean``/``std`` over real entries
+        ``split`` has ``name``, ``seed``, ``group_kind`` and ``group_label`` (what one group is;
+        both ``None`` unless grouped), ``description``
+        and ``folds`` (list of ``{"name", "train", "valid", "test"}`` sizes; grouped splits add
+        ``"groups": {"train", "valid", "test"}``, the number of distinct groups in each part);
+        ``split_descriptions`` maps every split of the card to its one-sentence description ("" when
+        none is known); ``target_stats`` has ``min``/``max``/``mean``/``std`` over real entries
         (in ``unit``) and ``mask_fraction`` (fraction of the ``(n, d)`` target entries that are real;
         1.0 without padding); ``extras`` lists the per-material extra arrays; ``checksums`` has
         ``files`` (``{file: ok}``) and ``verdict`` (``"ok"``, ``"mismatch"`` or ``"no bundled files"``);
         ``error`` is ``None``, or on a checksum mismatch a one-line message, in which case the data is
-        not loaded and ``counts``, ``split``, ``target_stats`` and ``extras`` are ``None``.
+        not loaded and ``counts``, ``split``, ``split_descriptions``, ``target_stats`` and
+        ``extras`` are ``None``.
 
     Raises:
         RegistryError: unknown dataset name.
         ConfigError: unknown split name.
+        DataError: a grouped split that leaves a fold without rows.
     """
     ds = _resolve(dataset)
     files = ds.verify()
@@ -62,6 +85,7 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
             "card": ds.card.as_dict(),
             "counts": None,
             "split": None,
+            "split_descriptions": None,
             "target_stats": None,
             "extras": None,
             "checksums": {"files": files, "verdict": verdict},
@@ -71,6 +95,7 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
     mask = data.effective_mask()
     real = data.targets[mask]
     chosen = ds.split(split, seed=seed)
+    descriptions = {name: ds.split_description(name, seed) for name in ds.card.splits}
     return {
         "name": ds.name,
         "card": ds.card.as_dict(),
@@ -79,11 +104,8 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
             "outputs": int(data.task.n_outputs),
             "real_entries": int(mask.sum()),
         },
-        "split": {
-            "name": chosen.name,
-            "seed": chosen.seed,
-            "folds": [{"name": f.name, **f.sizes()} for f in chosen.folds],
-        },
+        "split": _split_info(chosen, descriptions.get(chosen.name, "")),
+        "split_descriptions": descriptions,
         "target_stats": {
             **_stats(real),
             "unit": data.task.unit,
