@@ -50,6 +50,11 @@ PROCESSING = (
     "Mesh: gamma-centred, symmetry-reduced, phonopy mesh length 60 A (numbers ~ 60 |b_i|; convergence check "
     "in docs/benchmarks/phonondb_mesh.md). Failed materials are left out (listed in the manifest)."
 )
+SPLIT_NOTES = (
+    "Splits: random (seeded 80/10/10), kfold5, petretto_holdout = test on the materials whose mp-id is also in "
+    "Petretto et al. 2018 (the 'dos' dataset's ids), train/valid (seeded 10 % valid) on all others; in this "
+    "first version the test materials are scored on phonondb's own targets, not on Petretto's DFPT targets."
+)
 GAMMA_GAP = GAMMA_N_MAX_ATOMS * 3
 
 
@@ -68,6 +73,10 @@ class PhonondbBundled(BundledDataset):
     """Shared loading (files, structures, splits) of the three phonondb datasets."""
 
     target_file: ClassVar[str] = ""
+    split_descriptions: ClassVar[dict[str, str]] = {
+        "petretto_holdout": "Test: the materials whose mp-id is also in Petretto et al. 2018 (scored on phonondb's "
+        "own targets); train and a seeded 10% valid: all other materials.",
+    }
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """Verified arrays of ``name``; a one-line DataError naming the build when not built.
@@ -110,7 +119,7 @@ def _card(name: str, description: str, task: Task, notes: str, metrics: tuple[st
     return DatasetCard(
         name=name, description=description, task=task, citation=CITATION, license=LICENSE, source=SOURCE,
         version=VERSION, default_split="random", splits=SPLITS, default_metrics=metrics, primary_metric=primary,
-        files=card_files(files), size=_built_size(), notes=f"{PROCESSING} {notes}",
+        files=card_files(files), size=_built_size(), notes=f"{PROCESSING} {notes} {SPLIT_NOTES}",
     )
 
 
