@@ -107,6 +107,48 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(meta.get("name", path.stem), entries, path)
 
 
+def plan_suite(suite: Suite, *, out: str | Path, only: list[str] | None = None, tracking: bool = True,
+               tracking_uri: str | None = None, device: str = "auto",
+               save_models: bool = False) -> list[tuple[BenchEntry, int, Any, Any]]:
+    """Every (entry, seed, RunSpec, TuneOptions or None) of ``suite`` to run, all validated up front.
+
+    Raises:
+        ConfigError: ``only`` matches no entry, or an entry has a bad name, parameter or option
+            (named with its position in the suite file) — before anything trains.
+    """
+    from phonbench.exceptions import PhonbenchError
+    from phonbench.registry import normalize_name
+    from phonbench.spec import RunSpec, check_out_dir
+    from phonbench.tuning import TuneOptions
+
+    wanted = None if not only else {"/".join(normalize_name(p) for p in o.split("/")) for o in only}
+    labels = ["/".join(normalize_name(p) for p in e.label.split("/")) for e in suite.entries]
+    if wanted is not None and not wanted & set(labels):
+        raise ConfigError(f"--only {', '.join(only or [])} matches no entry of suite {suite.name}",
+                          f"entries: {', '.join(sorted(set(labels)))}")
+    check_out_dir(out)
+    plan = []
+    for number, (entry, label) in enumerate(zip(suite.entries, labels), start=1):
+        if wanted is not None and label not in wanted:
+            continue
+        try:
+            tune = TuneOptions(**dict(entry.tune)).check() if entry.tune else None
+            for seed in entry.seeds:
+                spec = RunSpec.build(entry.model, entry.dataset, params=entry.params, split=entry.split, seed=seed,
+                                     device=device, out=out, tracking=tracking, tracking_uri=tracking_uri,
+                                     save_model=save_models, data_dir=entry.data_dir,
+                                     dataset_options=entry.dataset_params, folds=entry.folds,
+                                     origin={"suite": suite.name, "entry": number, "label": entry.label},
+                                     check_outputs=number == 1 and seed == entry.seeds[0])
+                plan.append((entry, seed, spec, tune))
+        except TypeError as exc:
+            raise ConfigError(f"suite {suite.path.name} entry {number} ({entry.label}): bad tune options ({exc})",
+                              "tune takes trials, timeout, storage, study, sampler, pruner") from None
+        except PhonbenchError as exc:
+            raise type(exc)(f"suite {suite.path.name} entry {number} ({entry.label}): {exc.message}", exc.fix) from None
+    return plan
+
+
 def run_suite(
     path: str | Path,
     *,
@@ -121,49 +163,63 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run every entry × seed of a suite that is not finished yet; return the state dict.
 
+    Every entry is validated before the first one trains (:func:`plan_suite`).
+
     Args:
         only: restrict to entries whose ``model/dataset`` label is listed (``-`` = ``_``, any case).
         rerun: run finished entries again.
         save_models: keep fitted models in the run directories (off: suites only need records).
+
+    Raises:
+        Interrupted: Ctrl-C; finished entries stay in the state file and a rerun continues.
     """
-    from phonbench.registry import normalize_name
-    from phonbench.runner import run
-    from phonbench.tuning import tune
+    from phonbench.exceptions import Interrupted
 
     suite = load_suite(path)
     out = Path(out)
+    plan = plan_suite(suite, out=out, only=only, tracking=tracking, tracking_uri=tracking_uri, device=device,
+                      save_models=save_models)
     state_path = out / "bench" / suite.name / "state.json"
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {"done": {}}
-    wanted = None if not only else {"/".join(normalize_name(p) for p in o.split("/")) for o in only}
-    for entry in suite.entries:
-        label = "/".join(normalize_name(p) for p in entry.label.split("/"))
-        if wanted is not None and label not in wanted:
-            continue
-        for seed in entry.seeds:
+    skipped_optional: set[int] = set()
+    done_now = 0
+    try:
+        for entry, seed, spec, tune in plan:
             key = entry.key(seed)
+            if id(entry) in skipped_optional:
+                continue
             if key in state["done"] and not rerun:
                 log(f"skip {entry.label} seed {seed}: done ({len(state['done'][key])} records)")
                 continue
-            log(f"run {entry.label} seed {seed}" + (" (tuned)" if entry.tune else ""))
-            common = dict(split=entry.split, seed=seed, device=device, out=out, tracking=tracking,
-                          save_model=save_models,
-                          tracking_uri=tracking_uri, data_dir=entry.data_dir,
-                          dataset_options=entry.dataset_params,
-                          folds=list(entry.folds) if entry.folds is not None else None)
+            log(f"run {entry.label} seed {seed}" + (" (tuned)" if tune else ""))
             try:
-                if entry.tune:
-                    res = tune(entry.model, entry.dataset, fixed_params=entry.params, **common, **dict(entry.tune))
-                    run_ids = [r.run_id for r in res.run]
-                else:
-                    res = run(entry.model, entry.dataset, params=entry.params, **common)
-                    run_ids = [r.run_id for r in res.records]
+                records = _run_entry(spec, tune, log)
             except DataError as exc:
                 if not entry.optional:
                     raise
                 log(f"skip {entry.label}: optional dataset not available ({exc.message})")
-                break
-            state = _record_done(state_path, key, run_ids)
+                skipped_optional.add(id(entry))
+                continue
+            state = _record_done(state_path, key, [r.run_id for r in records])
+            done_now += 1
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(f"interrupted: suite {suite.name}: {done_now} entries finished in this run, "
+                          f"{len(state['done'])} done in all (state {state_path}); rerun the same command to "
+                          "continue") from None
     return state
+
+
+def _run_entry(spec: Any, tune: Any, log: Callable[[str], None]) -> list[Any]:
+    """Run (or tune and refit) one planned entry × seed; log each record's path and primary score."""
+    from phonbench.runner import run_spec
+    from phonbench.tuning import tune_spec
+
+    records = tune_spec(spec, tune, on_warning=log).run if tune else run_spec(spec, on_warning=log).records
+    for record in records:
+        value = record.metrics.get("test", {}).get(record.primary_metric)
+        score = f"test {record.primary_metric} {value:.5g}" if value is not None else "no test score"
+        log(f"  {score}: {spec.outputs.out / 'runs' / record.run_id / 'record.json'}")
+    return records
 
 
 def _record_done(state_path: Path, key: str, run_ids: list[str]) -> dict[str, Any]:

@@ -70,8 +70,12 @@ def list_cmd(
         table.add_column("description")
         if plugins:
             table.add_column("distribution")
-        for name, obj in registry.items():
-            kinds, description = _describe(label, obj)
+        for name in registry.names():
+            try:
+                kinds, description = _describe(label, registry, name)
+            except PhonbenchError as exc:
+                console.print(f"[yellow]warning: {exc}[/yellow]")
+                continue
             row = [name, kinds, description]
             if plugins:
                 prov = registry.provider(name)
@@ -80,10 +84,15 @@ def list_cmd(
         console.print(table)
 
 
-def _describe(label: str, obj: Any) -> tuple[str, str]:
+def _describe(label: str, registry: Any, name: str) -> tuple[str, str]:
+    """(task kinds, one-line description) of an entry; models are described without importing torch."""
     if label == "datasets":
-        card = obj.card
+        card = registry.get(name).card
         return card.task.kind, card.description.split("\n")[0]
+    if label == "models":
+        info = registry.summary(name)
+        return ", ".join(info["task_kinds"] or ()), str(info["description"] or "")
+    obj = registry.get(name)
     return ", ".join(getattr(obj, "task_kinds", ())), getattr(obj, "description", "")
 
 
@@ -111,36 +120,52 @@ def run_cmd(
     no_plots: bool = typer.Option(False, "--no-plots", help="Do not draw the run's figures."),
 ) -> None:
     """Train MODEL on DATASET, score valid and test, write a record and log to MLflow."""
-    from phonbench.runner import DEFAULT_OUT, parse_params, run
+    from phonbench.runner import run_spec
+    from phonbench.spec import RunSpec, parse_params
 
     console = _console()
-    out = out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)
-    try:
-        fractions = [float(x) for x in train_fraction.split(",") if x.strip()]
-    except ValueError:
-        raise PhonbenchError(f"bad --train-fraction {train_fraction!r}", "give numbers like 0.25,0.5,1.0") from None
-
-    def on_fold(record) -> None:
-        console.print(metrics_table(record))
-
+    fractions = _fractions(train_fraction)
+    specs = [RunSpec.build(model, dataset, split=split, seed=seed, params=parse_params(param), device=device,
+                           out=out, tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
+                           dataset_options=parse_params(dataset_param), folds=fold or None, train_fraction=f,
+                           save_model=not no_save_model, plots=not no_plots, origin=_origin())
+             for f in fractions]
     all_records = []
-    for fraction in fractions:
-        result = run(
-            model, dataset, split=split, seed=seed, params=parse_params(param), device=device, out=out,
-            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
-            dataset_options=parse_params(dataset_param), folds=fold or None, on_fold=on_fold,
-            train_fraction=fraction, save_model=not no_save_model, plots=not no_plots,
-        )
+    for spec in specs:
+        result = run_spec(spec, on_fold=lambda record: console.print(metrics_table(record)),
+                          on_warning=lambda text: console.print(f"[yellow]warning: {text}[/yellow]"))
         all_records.extend(result.records)
         if result.summary:
             console.print(summary_table(result.summary))
-            console.print(f"summary: {result.summary_path}")
+            _path(console, "summary", result.summary_path)
         for path in result.run_dirs:
-            console.print(f"record: {path / 'record.json'}")
+            _path(console, "record", path / "record.json")
     if len(fractions) > 1:
-        learning_curve(console, all_records, out)
+        learning_curve(console, all_records, specs[0].outputs.out)
     if result.tracking_uri:
-        console.print(f"MLflow: mlflow ui --backend-store-uri {result.tracking_uri}")
+        console.print(f"MLflow: mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True)
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        fractions = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PhonbenchError(f"bad --train-fraction {text!r}", "give numbers like 0.25,0.5,1.0") from None
+    if not fractions:
+        raise PhonbenchError(f"bad --train-fraction {text!r}", "give numbers like 0.25,0.5,1.0")
+    return fractions
+
+
+def _origin() -> dict[str, str]:
+    """The command line that produced a record (provenance)."""
+    import shlex
+
+    return {"command": " ".join(["phonbench", *map(shlex.quote, sys.argv[1:])])}
+
+
+def _path(console, label: str, path) -> None:
+    """Print ``label: path`` without wrapping the path mid-word (copy-pasteable)."""
+    console.print(f"{label}: {path}", soft_wrap=True, highlight=False)
 
 
 # ---------------------------------------------------------------------------- tune
@@ -169,23 +194,52 @@ def tune_cmd(
     worker_index: int = typer.Option(0, "--worker-index", hidden=True),
 ) -> None:
     """Tune MODEL on DATASET with Optuna (validation data only), then refit and score on test."""
+    from phonbench.spec import RunSpec, parse_params
+    from phonbench.tuning import TuneOptions, refit
+
+    if workers < 1:
+        raise PhonbenchError(f"--workers {workers} must be at least 1", "e.g. --workers 2")
+    options = TuneOptions(trials, timeout, storage, study, sampler, pruner, False, worker_index).check()
+    spec = RunSpec.build(model, dataset, split=split, folds=fold or None, seed=seed, device=device,
+                         params=parse_params(param), dataset_options=parse_params(dataset_param), out=out,
+                         tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir, origin=_origin())
+    console = _console()
+    children = _start_workers(workers, spec.outputs.out)
+    try:
+        result = _search(console, spec, options)
+    finally:
+        failed = [p.args for p in children if p.wait() != 0]
+    if failed:
+        raise PhonbenchError(f"{len(failed)} tuning worker(s) failed", "rerun the same command to resume")
+    for info in result.studies:
+        best = info.get("best_value")
+        console.print(f"study {info['study']}: {info['n_finished']} finished trials, best valid "
+                      f"{'n/a' if best is None else f'{best:.5g}'} (trial {info.get('best_trial', 'n/a')}) "
+                      f"params {info.get('best_params', {})}", soft_wrap=True)
+    if not no_refit:
+        for record in refit(spec, result.studies,
+                            on_warning=lambda text: console.print(f"[yellow]warning: {text}[/yellow]")):
+            console.print(metrics_table(record))
+            _path(console, "record", spec.outputs.out / "runs" / record.run_id / "record.json")
+    console.print(f"dashboard: optuna-dashboard {spec.outputs.out}/optuna/<study>.journal (or your --storage URL)",
+                  soft_wrap=True)
+
+
+def _start_workers(workers: int, out) -> list:
+    """Start ``workers - 1`` extra local worker processes on the same studies (no refit)."""
     import subprocess
 
+    base = _drop_option([a for a in sys.argv[1:] if a != "--debug"], "--workers")
+    cmd = [sys.executable, "-m", "phonbench.cli", *base, "--workers", "1", "--no-refit", "--out", str(out)]
+    return [subprocess.Popen([*cmd, "--worker-index", str(i)]) for i in range(1, workers)]
+
+
+def _search(console, spec, options):
+    """The studies of ``spec`` with a progress bar per study."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from phonbench.runner import DEFAULT_OUT, parse_params
-    from phonbench.tuning import tune
+    from phonbench.tuning import tune_spec
 
-    out = out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)
-    children = []
-    if workers > 1:
-        base = [a for a in sys.argv[1:] if a != "--debug"]
-        base = _drop_option(base, "--workers")
-        for i in range(1, workers):
-            cmd = [sys.executable, "-m", "phonbench.cli", *base, "--workers", "1", "--no-refit",
-                   "--worker-index", str(i), "--out", out]
-            children.append(subprocess.Popen(cmd))
-    console = _console()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=bool(os.environ.get("PHONBENCH_NO_PROGRESS"))) as bar:
         tasks: dict[str, Any] = {}
@@ -197,30 +251,7 @@ def tune_cmd(
             best = "—" if info["best"] is None else f"{info['best']:.5g}"
             bar.update(tasks[key], completed=info["finished"], description=f"{key} best {best}")
 
-        result = tune(
-            model, dataset, split=split, folds=fold or None, trials=trials, timeout=timeout, storage=storage,
-            study=study, sampler=sampler, pruner=pruner, seed=seed, device=device, out=out,
-            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
-            dataset_options=parse_params(dataset_param), fixed_params=parse_params(param),
-            refit=False, worker_index=worker_index, on_trial=on_trial,
-        )
-    failed = [p.args for p in children if p.wait() != 0]
-    if failed:
-        raise PhonbenchError(f"{len(failed)} tuning worker(s) failed", "rerun the same command to resume")
-    for info in result.studies:
-        console.print(f"study {info['study']}: {info['n_finished']} finished trials, best "
-                      f"{info.get('best_value', 'n/a')} (trial {info.get('best_trial', 'n/a')}) "
-                      f"params {info.get('best_params', {})}")
-    if not no_refit:
-        result = tune(
-            model, dataset, split=split, folds=fold or None, trials=trials, timeout=timeout, storage=storage,
-            study=study, sampler=sampler, pruner=pruner, seed=seed, device=device, out=out,
-            tracking_uri=tracking_uri, tracking=not no_tracking, data_dir=data_dir,
-            dataset_options=parse_params(dataset_param), fixed_params=parse_params(param), refit=True,
-        )
-        for record in result.run:
-            console.print(metrics_table(record))
-    console.print(f"dashboard: optuna-dashboard {out}/optuna/<study>.journal (or your --storage URL)")
+        return tune_spec(spec, options, on_trial)
 
 
 def _drop_option(args: list[str], name: str) -> list[str]:
@@ -252,12 +283,12 @@ def bench_cmd(
 ) -> None:
     """Run a declarative benchmark suite; an interrupted suite continues where it stopped."""
     from phonbench.bench import run_suite
-    from phonbench.runner import DEFAULT_OUT
+    from phonbench.spec import default_out
 
     console = _console()
-    state = run_suite(suite, out=out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT), only=only, rerun=rerun,
-                      device=device, tracking=not no_tracking, tracking_uri=tracking_uri, save_models=save_models,
-                      log=console.print)
+    state = run_suite(suite, out=default_out(out), only=only, rerun=rerun, device=device, tracking=not no_tracking,
+                      tracking_uri=tracking_uri, save_models=save_models,
+                      log=lambda text: console.print(text, soft_wrap=True, highlight=False))
     console.print(f"{len(state['done'])} entries done")
 
 
@@ -266,12 +297,12 @@ def _resolve_run(run: str, out: str | None) -> Any:
     """A run directory from a path or a run id under ``<out>/runs``."""
     from pathlib import Path
 
-    from phonbench.runner import DEFAULT_OUT
+    from phonbench.spec import default_out
 
     path = Path(run)
     if path.is_dir():
         return path
-    candidate = Path(out or os.environ.get("PHONBENCH_OUT", DEFAULT_OUT)) / "runs" / run
+    candidate = default_out(out) / "runs" / run
     if candidate.is_dir():
         return candidate
     raise PhonbenchError(f"run {run!r} not found (looked for {path} and {candidate})",
@@ -280,7 +311,7 @@ def _resolve_run(run: str, out: str | None) -> Any:
 
 @app.command("predict")
 def predict_cmd(
-    structures: List[str] = typer.Argument(..., help="Structure files, folders or globs (CIF/POSCAR/extxyz)."),
+    structures: Optional[List[str]] = typer.Argument(None, help="Structure files, folders or globs (CIF/POSCAR/extxyz)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id or run directory whose model to use."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Saved model directory instead of --run."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Where to write predictions [default: ./predictions]."),
@@ -299,15 +330,22 @@ def predict_cmd(
 
     from phonbench import predict as pr
 
+    from phonbench.spec import check_out_dir
+
     if bool(run) == bool(checkpoint):
         raise PhonbenchError("give exactly one of --run or --checkpoint", "e.g. --run <run id> --results DIR")
-    model = pr.load_model(_resolve_run(run, results) if run else Path(checkpoint))
+    source = _resolve_run(run, results) if run else Path(checkpoint)
     out_dir = Path(out or "predictions")
+    if out_dir.exists() and not out_dir.is_dir():
+        check_out_dir(out_dir)  # one-line error before the model is loaded
+    model = pr.load_model(source)
     temps = tuple(temperature or (300.0,))
     console = _console()
     if alloy_series:
-        _alloy(console, model, alloy_series, structures, steps, out_dir)
+        _alloy(console, model, alloy_series, structures or [], steps, out_dir)
         return
+    if not structures:
+        raise PhonbenchError("no structures given", "pass CIF/POSCAR/extxyz files, folders or globs")
     table = pr.predict_structures(model, structures, temperatures=temps, out_dir=out_dir)
     failed = table[~table["ok"]]
     for _, row in failed.iterrows():
@@ -329,10 +367,12 @@ def _alloy(console, model, ends: List[str], extra: List[str], steps: int, out_di
     from phonbench import predict as pr
     from phonbench.structures import read_structure
 
-    files = list(ends) + [s for s in extra if s not in ends]
+    files = list(dict.fromkeys([*ends, *extra]))
     if len(files) != 2:
-        raise PhonbenchError(f"--alloy-series needs two end-member files, got {len(files)}",
-                             "e.g. --alloy-series Mg3Sb2.cif Mg3Bi2.cif")
+        raise PhonbenchError(f"--alloy-series needs two end-member files, got {len(files)} ({', '.join(files)})",
+                             "e.g. --alloy-series Mg3Sb2.cif Mg3Bi2.cif or --alloy-series A.cif --alloy-series B.cif")
+    if steps < 2:
+        raise PhonbenchError(f"--steps {steps} must be at least 2", "e.g. --steps 11")
     series = pr.alloy_series(read_structure(files[0]), read_structure(files[1]), steps)
     result = pr.predict(model, series, ids=[f"p={p:.2f}" for p in np.linspace(0, 1, steps)])
     if result.dos is None:
@@ -383,26 +423,16 @@ def data_info_cmd(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point with one-line error reporting."""
-    import click
+    """Console-script entry point: runs the app inside the error boundary and exits with its status.
 
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
-    try:
-        app(args=args, standalone_mode=False)
-    except PhonbenchError as exc:
-        if debug:
-            raise
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        typer.secho("interrupted: finished folds are kept, no partial record was written", err=True, fg="red")
-        sys.exit(130)
+    See :mod:`phonbench.cli_errors` for how each outcome maps to an exit status and one line.
+    """
+    from phonbench.cli_errors import guarded_main
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    code = guarded_main(app, args, debug="--debug" in args)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

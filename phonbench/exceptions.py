@@ -43,3 +43,17 @@ class ModelError(PhonbenchError):
 
 class TrackingError(PhonbenchError):
     """Records or the experiment tracker could not be written or read."""
+
+
+class Interrupted(PhonbenchError):
+    """A run, study or suite stopped by Ctrl-C (SIGINT) after keeping what was finished.
+
+    The CLI prints the message as is (it says what was kept, where, and how to resume) and exits
+    with status 130.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message

@@ -36,6 +36,33 @@ def _quiet() -> None:
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    # fail within seconds on an unreachable server instead of retrying for minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+def check_tracking_uri(uri: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast (one line) when an explicit ``http(s)://`` MLflow server does not answer.
+
+    Other stores (the default SQLite file, ``file:``, ``databricks``) are checked when opened.
+
+    Raises:
+        TrackingError: the server cannot be reached within ``timeout_s`` seconds.
+    """
+    import urllib.error
+    import urllib.request
+
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()  # noqa: S310
+    except urllib.error.HTTPError:
+        return  # the server answered (a proxy without /health is still a server)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow server {uri} is unreachable ({reason})",
+                            "start it, fix --tracking-uri, or pass --no-tracking") from None
 
 
 class Tracker:
@@ -120,41 +147,38 @@ class Tracker:
                 self.client.log_artifact(run_id, str(path))
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        """End a run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED`` for an interrupt)."""
         self.client.set_terminated(run_id, status=status)
 
-    def log_record(self, record: Mapping[str, Any], run_dir: Path, parent_run_id: str | None = None) -> str:
-        """Log a finished :class:`~phonbench.records.RunRecord` (as dict) with its files; return run id."""
+    def start_record_run(self, record: Mapping[str, Any], parent_run_id: str | None = None) -> str:
+        """Create the MLflow run of a record (as dict) and log its params, metrics and curves; return its id.
+
+        The run stays open until :meth:`finish_record_run` (or :meth:`finish` with ``KILLED``).
+        """
         ds = record["dataset"]
         model = record["model"]
-        run_id = self.start_run(
-            ds["name"],
-            record["run_id"],
-            tags={
-                "phonbench.run_id": record["run_id"],
-                "phonbench.model": model["name"],
-                "phonbench.dataset": ds["name"],
-                "phonbench.split": ds["split"],
-                "phonbench.fold": ds["fold"],
-                "phonbench.tags": ",".join(record.get("tags", [])),
-            },
-            parent_run_id=parent_run_id,
-        )
+        tags = {"phonbench.run_id": record["run_id"], "phonbench.model": model["name"],
+                "phonbench.dataset": ds["name"], "phonbench.split": ds["split"], "phonbench.fold": ds["fold"],
+                "phonbench.tags": ",".join(record.get("tags", []))}
+        run_id = self.start_run(ds["name"], record["run_id"], tags=tags, parent_run_id=parent_run_id)
         try:
-            params = {
-                "model": model["name"],
-                "dataset": ds["name"],
-                "split": ds["split"],
-                "fold": ds["fold"],
-                "seed": record["seed"],
-                "device": record["environment"].get("device"),
-                **{f"hp.{k}": v for k, v in model["params"].items()},
-            }
+            params = {"model": model["name"], "dataset": ds["name"], "split": ds["split"], "fold": ds["fold"],
+                      "seed": record["seed"], "device": record["environment"].get("device"),
+                      **{f"hp.{k}": v for k, v in model["params"].items()}}
             self.log_params(run_id, params)
             flat = {f"{split}_{name}": v for split, ms in record["metrics"].items() for name, v in ms.items()}
             flat.update({f"time_{k}": v for k, v in record["timings"].items()})
             flat["peak_memory_mb"] = record["peak_memory_mb"]
             self.log_metrics(run_id, flat)
             self.log_history(run_id, record.get("history", []))
+        except Exception:
+            self.finish(run_id, "FAILED")
+            raise
+        return run_id
+
+    def finish_record_run(self, run_id: str, run_dir: Path) -> None:
+        """Log a written run directory's files (and ``plots/``) as artifacts and finish the run."""
+        try:
             self.log_artifacts(run_id, sorted(p for p in Path(run_dir).iterdir() if p.is_file()))
             if (Path(run_dir) / "plots").is_dir():
                 self.client.log_artifacts(run_id, str(Path(run_dir) / "plots"), artifact_path="plots")
@@ -162,6 +186,11 @@ class Tracker:
             self.finish(run_id, "FAILED")
             raise
         self.finish(run_id)
+
+    def log_record(self, record: Mapping[str, Any], run_dir: Path, parent_run_id: str | None = None) -> str:
+        """Log a finished, written record with its files in one go; return the MLflow run id."""
+        run_id = self.start_record_run(record, parent_run_id)
+        self.finish_record_run(run_id, run_dir)
         return run_id
 
     def get_run(self, run_id: str) -> Any:

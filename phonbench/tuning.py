@@ -16,53 +16,23 @@ from __future__ import annotations
 import os
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from phonbench.exceptions import ConfigError
 from phonbench.registry import METRICS, MODELS
+from phonbench.tuning_storage import (  # noqa: F401 - re-exported
+    STORAGE_SCHEMES,
+    check_storage_url,
+    count_finished,
+    make_storage,
+    open_storage,
+    retry_dead_journal_trials,
+)
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 FINISHED = ("COMPLETE", "PRUNED")
-
-
-def make_storage(storage: str | None, out: Path, study_name: str):
-    """Optuna storage object for ``storage`` (journal file under ``out`` when ``None``)."""
-    import optuna
-
-    if storage is None or storage.startswith("journal:") or storage.endswith(".journal"):
-        path = Path(storage.split(":", 1)[1]) if storage and storage.startswith("journal:") else (
-            Path(storage) if storage else out / "optuna" / f"{study_name}.journal")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(
-            str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path)))
-        return optuna.storages.journal.JournalStorage(backend)
-    if "://" not in storage:
-        raise ConfigError(f"storage {storage!r} is not a URL", "use sqlite:///file.db, postgresql://... or a .journal path")
-    storage = _sqlalchemy_url(storage)
-    retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    kwargs: dict[str, Any] = {"heartbeat_interval": 10, "grace_period": 30}
-    if retry_cls is None:  # older Optuna
-        kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=3)
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if retry_cls is not None:
-            kwargs["heartbeat_stale_trial_callback"] = retry_cls(max_retry=3)
-        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, **kwargs)
-
-
-def _sqlalchemy_url(url: str) -> str:
-    """Use the psycopg (v3) driver for ``postgresql://`` URLs when psycopg2 is not installed."""
-    import importlib.util
-
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
-        if importlib.util.find_spec("psycopg") is None:
-            raise ConfigError("PostgreSQL storage needs a driver", "pip install 'phonbench[postgres]'")
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
 
 
 def _sampler(name: str, seed: int):
@@ -87,32 +57,55 @@ def _pruner(name: str):
     raise ConfigError(f"unknown pruner {name!r}", f"use one of {', '.join(PRUNERS)}")
 
 
-def retry_dead_journal_trials(study) -> int:
-    """Mark RUNNING trials of dead local workers as FAIL and re-queue their parameters.
+@dataclass(frozen=True)
+class TuneOptions:
+    """How to search (the objective itself is defined by the :class:`~phonbench.spec.RunSpec`).
 
-    Journal storage has no heartbeat, so each trial stores its worker's ``host`` and ``pid``; a
-    trial whose worker process on this host no longer exists is stale. Returns the number retried.
+    Attributes:
+        trials: finished trials wanted in total per study (resuming counts earlier ones), >= 1.
+        timeout: seconds for this worker's optimisation loop (None: no limit), > 0.
+        storage: Optuna storage URL or journal path (default: journal file under ``out``).
+        study: study name prefix (default ``<dataset>-<model>-<split>``).
+        sampler / pruner: see :data:`SAMPLERS` / :data:`PRUNERS`.
+        refit: refit and score on test after the studies (workers started by ``--workers`` skip it).
+        worker_index: offsets the sampler seed so parallel workers explore different points.
     """
-    import optuna
-    import psutil
 
-    host = socket.gethostname()
-    retried = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker", {})
-        if worker.get("host") != host or psutil.pid_exists(int(worker.get("pid", -1))):
-            continue
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        retried += 1
-    return retried
+    trials: int = 20
+    timeout: float | None = None
+    storage: str | None = None
+    study: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    refit: bool = True
+    worker_index: int = 0
+
+    def check(self) -> TuneOptions:
+        """Raise :class:`ConfigError` for a value that could not run; return self."""
+        if self.trials < 1:
+            raise ConfigError(f"--trials {self.trials} must be at least 1", "e.g. --trials 20")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"--timeout {self.timeout} must be a positive number of seconds", "e.g. --timeout 600")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}", f"use one of {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"unknown pruner {self.pruner!r}", f"use one of {', '.join(PRUNERS)}")
+        check_storage_url(self.storage)
+        return self
 
 
-def count_finished(study) -> int:
-    import optuna
+def study_name(spec: Any, options: TuneOptions, fold_name: str, split_name: str) -> str:
+    """``<prefix>-f<fold>-<hash>``: the hash covers everything that defines the objective.
 
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    Changing the model, dataset or its options, split, seed, fixed parameters, metrics or training
+    fraction gives a new study instead of silently resuming one of another configuration.
+    """
+    import hashlib
+    import json
+
+    prefix = options.study or f"{spec.dataset}-{spec.model}-{split_name}"
+    digest = hashlib.sha256(json.dumps({**spec.key(), "fold": fold_name}, sort_keys=True, default=str).encode())
+    return f"{prefix}-f{fold_name}-{digest.hexdigest()[:8]}"
 
 
 @dataclass
@@ -120,159 +113,204 @@ class TuneResult:
     """Per-fold studies and the ``tuned`` refit records."""
 
     studies: list[dict[str, Any]] = field(default_factory=list)
-    run: Any = None  # RunResult of the refit
+    run: Any = None  # list of RunRecord of the refit
 
 
-def tune(
-    model: str,
-    dataset: str,
-    *,
-    split: str | None = None,
-    folds: Sequence[int] | None = None,
-    trials: int = 20,
-    timeout: float | None = None,
-    storage: str | None = None,
-    study: str | None = None,
-    sampler: str = "tpe",
-    pruner: str = "median",
-    seed: int = 0,
-    device: str = "auto",
-    out: str | Path = "phonbench-results",
-    tracking_uri: str | None = None,
-    tracking: bool = True,
-    data_dir: str | None = None,
-    dataset_options: Mapping[str, Any] | None = None,
-    fixed_params: Mapping[str, Any] | None = None,
-    refit: bool = True,
-    worker_index: int = 0,
-    save_model: bool = True,
-    on_trial: Callable[[dict[str, Any]], None] | None = None,
-) -> TuneResult:
+def tune(model: str, dataset: str, *, trials: int = 20, timeout: float | None = None, storage: str | None = None,
+         study: str | None = None, sampler: str = "tpe", pruner: str = "median", refit: bool = True,
+         worker_index: int = 0, fixed_params: Mapping[str, Any] | None = None,
+         on_trial: Callable[[dict[str, Any]], None] | None = None, **fields: Any) -> TuneResult:
     """Tune ``model`` on ``dataset`` (valid rows only), then refit the best parameters and score test.
 
-    Args:
-        trials: finished trials wanted in total per study (resuming counts earlier ones).
-        timeout: seconds for this worker's optimisation loop (None: no limit).
-        storage: Optuna storage URL or journal path (default: journal file under ``out``).
-        study: study name prefix (default ``<dataset>-<model>-<split>``; ``-f<fold>`` appended).
-        fixed_params: parameters held fixed in every trial (e.g. a small epoch budget).
-        refit: refit and score on test after the studies (workers started by ``--workers`` skip it).
-        worker_index: offsets the sampler seed so parallel workers explore different points.
-        on_trial: called after each finished trial with a progress dict.
+    Keyword-argument API over :func:`tune_spec`: ``fixed_params`` are held fixed in every trial;
+    ``out``, ``tracking``, ``tracking_uri``, ``split``, ``folds``, ``seed``, ``device``, ``data_dir``,
+    ``dataset_options``, ``save_model`` are the :class:`~phonbench.spec.RunSpec` fields.
+    """
+    from phonbench.spec import RunSpec
+
+    options = TuneOptions(trials, timeout, storage, study, sampler, pruner, refit, worker_index).check()
+    spec = RunSpec.build(model, dataset, params=dict(fixed_params or {}), **fields)
+    return tune_spec(spec, options, on_trial)
+
+
+def tune_spec(spec: Any, options: TuneOptions, on_trial: Callable[[dict[str, Any]], None] | None = None,
+              on_warning: Callable[[str], None] | None = None) -> TuneResult:
+    """One study per chosen fold of ``spec`` (its ``params`` held fixed), then the refit when asked.
+
+    Raises:
+        Interrupted: Ctrl-C; finished trials are kept in the storage and a rerun resumes.
     """
     import optuna
 
-    from phonbench.runner import fit_and_predict, load_dataset, run, score_splits
+    from phonbench.runner import prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out = Path(out)
-    model_cls = MODELS.get(model)
-    ds = load_dataset(dataset, data_dir, **dict(dataset_options or {}))
-    card = ds.card
-    data = ds.load()
-    protocol = ds.split(split, seed=seed)
-    primary = METRICS.get(card.primary_metric)
-    chosen = list(range(len(protocol.folds))) if folds is None else list(folds)
-    tracker = None
-    if tracking:
-        from phonbench.tracking import Tracker
-
-        tracker = Tracker(out, tracking_uri)
+    prep = prepare(spec)
     result = TuneResult()
-    best_params: dict[int, dict[str, Any]] = {}
-    fixed = dict(fixed_params or {})
-    for fold_index in chosen:
-        fold = protocol.folds[fold_index]
-        name = f"{study or f'{card.name}-{model_cls.name}-{protocol.name}'}-f{fold.name}"
-        storage_obj = make_storage(storage, out, name)
-        st = optuna.create_study(
-            study_name=name, storage=storage_obj, load_if_exists=True,
-            direction="minimize" if primary.direction == "minimize" else "maximize",
-            sampler=_sampler(sampler, seed + 1000 * worker_index + fold_index), pruner=_pruner(pruner),
-        )
-        if isinstance(storage_obj, optuna.storages.journal.JournalStorage):
-            retry_dead_journal_trials(st)
-        else:
-            optuna.storages.fail_stale_trials(st)
-        parent = None
-        if tracker:
-            parent = st.user_attrs.get("mlflow_parent_run_id")
-            if parent is None:
-                parent = tracker.start_run(card.name, name, tags={"phonbench.kind": "study"})
-                st.set_user_attr("mlflow_parent_run_id", parent)
-
-        def objective(trial: optuna.Trial) -> float:
-            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-            params = {**model_cls.search_space(trial), **fixed}
-
-            def report(epoch: int, logs: Mapping[str, float]) -> None:
-                value = logs.get("valid_loss")
-                if value is not None:
-                    trial.report(float(value), epoch)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-
-            fit = fit_and_predict(model_cls, params, data, fold, seed=seed, device=device,
-                                  callbacks=[report], predict_on=("valid",))
-            valid = score_splits(fit, card.default_metrics)["valid"]
-            for key, value in valid.items():
-                trial.set_user_attr(f"valid_{key}", value)
-            if tracker:
-                child = tracker.start_run(card.name, f"{name}-t{trial.number}", parent_run_id=parent,
-                                          tags={"phonbench.kind": "trial", "optuna.trial": trial.number})
-                tracker.log_params(child, {f"hp.{k}": v for k, v in params.items()})
-                tracker.log_metrics(child, {f"valid_{k}": v for k, v in valid.items()})
-                tracker.log_history(child, fit.model.history)
-                tracker.finish(child)
-            return valid[primary.name]
-
-        started = time.perf_counter()
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-        def progress(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if on_trial is None:
-                return
-            done = count_finished(study_)
-            try:
-                best = study_.best_value
-            except ValueError:
-                best = None
-            on_trial({"study": name, "finished": done, "target": trials, "best": best,
-                      "elapsed_s": time.perf_counter() - started, "state": trial.state.name})
-
-        if count_finished(st) < trials:
-            st.optimize(objective, n_trials=None, timeout=timeout, catch=(),
-                        callbacks=[optuna.study.MaxTrialsCallback(trials, states=states), progress],
-                        gc_after_trial=True)
-        complete = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        info = {"study": name, "fold": fold.name, "storage": storage or "journal (default)",
-                "n_finished": count_finished(st), "n_complete": len(complete)}
-        if complete:
-            info.update(best_trial=st.best_trial.number, best_value=st.best_value,
-                        best_params={**st.best_trial.params, **fixed})
-            best_params[fold_index] = info["best_params"]
-        if tracker and parent:
-            tracker.log_metrics(parent, {"best_valid": info.get("best_value", float("nan")),
-                                         "n_finished": info["n_finished"]})
-        result.studies.append(info)
-    if refit:
-        result.run = _refit(model_cls, card, ds, split, seed, device, out, tracking_uri, tracking, data_dir,
-                            dataset_options, best_params, result.studies, run, save_model)
+    for fold_index in prep.chosen:
+        result.studies.append(_study(prep, fold_index, options, on_trial))
+    if options.refit:
+        result.run = refit(spec, result.studies, on_warning)
     return result
 
 
-def _refit(model_cls, card, ds, split, seed, device, out, tracking_uri, tracking, data_dir, dataset_options,
-           best_params, studies, run, save_model=True) -> Any:
-    """One ``tuned`` record per fold, each with that fold's best parameters."""
+def _study(prep: Any, fold_index: int, options: TuneOptions, on_trial: Callable | None) -> dict[str, Any]:
+    """Run (or resume) the study of one fold and return its summary dict."""
+    import optuna
+
+    from phonbench.exceptions import Interrupted
+
+    spec = prep.spec
+    fold = prep.protocol.folds[fold_index]
+    name = study_name(spec, options, fold.name, prep.protocol.name)
+    storage_obj = open_storage(options.storage, spec.outputs.out, name)
+    primary = METRICS.get(prep.dataset.card.primary_metric)
+    st = optuna.create_study(
+        study_name=name, storage=storage_obj, load_if_exists=True,
+        direction="minimize" if primary.direction == "minimize" else "maximize",
+        sampler=_sampler(options.sampler, spec.seed + 1000 * options.worker_index + fold_index),
+        pruner=_pruner(options.pruner))
+    if isinstance(storage_obj, optuna.storages.journal.JournalStorage):
+        retry_dead_journal_trials(st)
+    else:
+        optuna.storages.fail_stale_trials(st)
+    tracker, parent = _study_tracker(spec, prep.dataset.card.name, st, name)
+    objective = make_objective(prep, fold, name, tracker, parent)
+    try:
+        _optimize(st, objective, options, name, on_trial)
+    except KeyboardInterrupt:
+        if tracker and parent:
+            tracker.finish(parent, "KILLED")
+        raise Interrupted(f"interrupted: study {name} keeps {count_finished(st)} finished trials "
+                          f"({options.storage or spec.outputs.out / 'optuna' / (name + '.journal')}); "
+                          "rerun the same command to resume") from None
+    return _study_info(st, name, fold.name, options, dict(spec.params), tracker, parent)
+
+
+def _study_tracker(spec: Any, dataset: str, st: Any, name: str) -> tuple[Any, str | None]:
+    if not spec.outputs.tracking:
+        return None, None
+    from phonbench.tracking import Tracker
+
+    tracker = Tracker(spec.outputs.out, spec.outputs.tracking_uri)
+    parent = st.user_attrs.get("mlflow_parent_run_id")
+    if parent is None:
+        parent = tracker.start_run(dataset, name, tags={"phonbench.kind": "study"})
+        st.set_user_attr("mlflow_parent_run_id", parent)
+    return tracker, parent
+
+
+def make_objective(prep: Any, fold: Any, name: str, tracker: Any, parent: str | None) -> Callable[[Any], float]:
+    """The Optuna objective: fit a sampled configuration on train, return the primary metric on valid."""
+    import optuna
+
+    from phonbench.runner import fit_and_predict, score_splits
+
+    spec, card, model_cls = prep.spec, prep.dataset.card, prep.model_cls
+    primary = card.primary_metric
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        params = {**model_cls.search_space(trial), **spec.params}
+
+        def report(epoch: int, logs: Mapping[str, float]) -> None:
+            value = logs.get("valid_loss")
+            if value is not None:
+                trial.report(float(value), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        fit = fit_and_predict(model_cls, params, prep.data, fold, seed=spec.seed, device=spec.device,
+                              callbacks=[report], predict_on=("valid",))
+        valid = score_splits(fit, card.default_metrics)["valid"]
+        for key, value in valid.items():
+            trial.set_user_attr(f"valid_{key}", value)
+        if tracker:
+            child = tracker.start_run(card.name, f"{name}-t{trial.number}", parent_run_id=parent,
+                                      tags={"phonbench.kind": "trial", "optuna.trial": trial.number})
+            tracker.log_params(child, {f"hp.{k}": v for k, v in params.items()})
+            tracker.log_metrics(child, {f"valid_{k}": v for k, v in valid.items()})
+            tracker.log_history(child, fit.model.history)
+            tracker.finish(child)
+        return valid[primary]
+
+    return objective
+
+
+def _optimize(st: Any, objective: Callable, options: TuneOptions, name: str, on_trial: Callable | None) -> None:
+    import optuna
+
+    started = time.perf_counter()
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    def progress(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is None:
+            return
+        try:
+            best = study_.best_value
+        except ValueError:
+            best = None
+        on_trial({"study": name, "finished": count_finished(study_), "target": options.trials, "best": best,
+                  "elapsed_s": time.perf_counter() - started, "state": trial.state.name})
+
+    if count_finished(st) < options.trials:
+        with _quiet_interrupts():
+            st.optimize(objective, n_trials=None, timeout=options.timeout, catch=(),
+                        callbacks=[optuna.study.MaxTrialsCallback(options.trials, states=states), progress],
+                        gc_after_trial=True)
+
+
+def _quiet_interrupts() -> Any:
+    """Optuna at ERROR level while optimising: with ``catch=()`` a failing trial (or Ctrl-C) propagates
+    to the CLI, which reports it on one line, so Optuna's own warning and traceback would only repeat it."""
+    import contextlib
+
+    import optuna
+
+    @contextlib.contextmanager
+    def scope():
+        level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            yield
+        finally:
+            optuna.logging.set_verbosity(level)
+
+    return scope()
+
+
+def _study_info(st: Any, name: str, fold_name: str, options: TuneOptions, fixed: dict[str, Any], tracker: Any,
+                parent: str | None) -> dict[str, Any]:
+    import optuna
+
+    complete = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    info: dict[str, Any] = {"study": name, "fold": fold_name, "storage": options.storage or "journal (default)",
+                            "n_finished": count_finished(st), "n_complete": len(complete)}
+    if complete:
+        info.update(best_trial=st.best_trial.number, best_value=st.best_value,
+                    best_params={**st.best_trial.params, **fixed})
+    if tracker and parent:
+        tracker.log_metrics(parent, {"best_valid": info.get("best_value", float("nan")),
+                                     "n_finished": info["n_finished"]})
+    return info
+
+
+def refit(spec: Any, studies: list[dict[str, Any]], on_warning: Callable[[str], None] | None = None) -> list[Any]:
+    """One ``tuned`` record per fold through the fold core, each with that fold's best parameters."""
+    from phonbench.runner import prepare, run_spec
+    from phonbench.spec import validate_params
+
+    model_cls = MODELS.get(spec.model)
+    space = _search_space_description(model_cls)
+    prep = prepare(spec)
+    by_name = {prep.protocol.folds[i].name: i for i in prep.chosen}
     records = []
-    for fold_index, params in best_params.items():
-        study_info = next(s for s in studies if s.get("best_params") is params)
-        space = _search_space_description(model_cls)
-        res = run(model_cls.name, card.name, split=split, seed=seed, params=params, device=device, out=out,
-                  tracking_uri=tracking_uri, tracking=tracking, data_dir=data_dir,
-                  dataset_options=dataset_options, folds=[fold_index], tags=("tuned",),
-                  extra={"tuning": {**study_info, "search_space": space}}, save_model=save_model)
-        records.extend(res.records)
+    for info in studies:
+        if "best_params" not in info:
+            continue
+        fold_spec = spec.with_(params=validate_params(model_cls, info["best_params"]), folds=(by_name[info["fold"]],),
+                               tags=("tuned",), extra={**dict(spec.extra), "tuning": {**info, "search_space": space}})
+        records.extend(run_spec(fold_spec, on_warning=on_warning).records)
     return records
 
 

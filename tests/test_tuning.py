@@ -119,6 +119,21 @@ def test_resume_counts_finished_trials_in_total(plugin, tmp_path):
     assert again.studies[0]["n_finished"] == 5
 
 
+def test_study_is_keyed_by_everything_that_defines_the_objective(plugin, tmp_path):
+    from phonbench.tuning import tune
+
+    out = tmp_path / "out"
+    base = tune("shrink", "line", trials=2, out=out, refit=False, tracking=False)
+    same = tune("shrink", "line", trials=2, out=out, refit=False, tracking=False)
+    assert same.studies[0]["study"] == base.studies[0]["study"]  # resumed: no new trials
+    names = {base.studies[0]["study"]}
+    for change in ({"seed": 1}, {"fixed_params": {"epochs": 2}}):
+        other = tune("shrink", "line", trials=2, out=out, refit=False, tracking=False, **change)
+        assert other.studies[0]["n_finished"] == 2 and other.studies[0]["study"] not in names
+        names.add(other.studies[0]["study"])
+    assert all(n.startswith("line-shrink-random-f0-") for n in names)
+
+
 def test_pruner_prunes_bad_trials(plugin, tmp_path):
     from phonbench.tuning import tune
 
@@ -133,10 +148,12 @@ def test_killed_worker_is_recovered_on_restart(plugin, tmp_path):
            "--trials", "4", "--no-tracking", "--no-refit", "--pruner", "none", "--out", str(out),
            "--param", "sleep=0.5", "--param", "epochs=4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = out / "optuna" / "line-shrink-random-f0.journal"
     deadline = time.time() + 60
-    while time.time() < deadline and not (journal.exists() and b"worker" in journal.read_bytes()):
+    journals = []
+    while time.time() < deadline and not (journals and b"worker" in journals[0].read_bytes()):
+        journals = sorted((out / "optuna").glob("line-shrink-random-f0-*.journal"))
         time.sleep(0.2)
+    (journal,) = journals
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)  # killed mid-trial
     proc.wait()
@@ -146,8 +163,8 @@ def test_killed_worker_is_recovered_on_restart(plugin, tmp_path):
 
     from phonbench.tuning import make_storage
 
-    study = optuna.load_study(study_name="line-shrink-random-f0",
-                              storage=make_storage(None, out, "line-shrink-random-f0"))
+    name = journal.name[: -len(".journal")]
+    study = optuna.load_study(study_name=name, storage=make_storage(None, out, name))
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 4
     assert "RUNNING" not in states and states.count("FAIL") >= 1  # the killed trial was failed and retried

@@ -39,6 +39,10 @@ class Model(ABC):
             parameters the caller did not pass; ``params`` then holds the values actually used.
         legacy_params: parameters added after models were first saved, each with the value that
             reproduces a model saved without it; ``load`` fills them in (new fits use the defaults).
+        param_types: declared types of parameters whose default's type is too narrow (e.g.
+            ``{"compile": object}`` for true/false/"auto"); every other parameter is coerced to the
+            type of its default (bool/int/float) before any work starts
+            (:func:`phonbench.spec.coerce_params`).
 
     Args:
         params: hyperparameters overriding ``default_params``.
@@ -52,6 +56,7 @@ class Model(ABC):
     default_params: ClassVar[dict[str, Any]] = {}
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     legacy_params: ClassVar[dict[str, Any]] = {}
+    param_types: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, seed: int = 0, device: str = "auto"):
         params = dict(params or {})

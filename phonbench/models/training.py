@@ -112,6 +112,8 @@ class TorchModel(Model):
     """
 
     default_params: ClassVar[dict[str, Any]] = dict(TRAIN_DEFAULTS)
+    #: declared types where the default's type is too narrow (``compile`` takes true, false or auto)
+    param_types: ClassVar[dict[str, Any]] = {"compile": object}
     standardize_kinds: ClassVar[tuple[str, ...]] = ("modes", "scalar")
     predict_batch_size: ClassVar[int] = 128
     num_threads: ClassVar[int | None] = None
@@ -269,7 +271,8 @@ class TorchModel(Model):
         epochs, patience = int(p["epochs"]), int(p.get("patience", 0) or 0)
         loss_kind = p.get("loss", "mse")
         opt, sched = make_optimizer(module, self.params, budget)
-        step_module = compile_module(module, self.name) if compile_wanted(p.get("compile"), device) else module
+        compiling = compile_wanted(p.get("compile"), device, epochs)
+        step_module = compile_module(module, self.name) if compiling else module
         ema = WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
         offset, mine = len(self.history), []
         best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
@@ -277,7 +280,8 @@ class TorchModel(Model):
         columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"))
         with Progress(*columns, transient=True, disable=not progress_enabled()) as progress:
-            bar = progress.add_task("epochs", total=epochs, info="")
+            note = "torch.compile of the training step (once, 1-2 min; -p compile=false skips it)"
+            bar = progress.add_task("epochs", total=epochs, info=note if compiling else "")
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 if budget and mine:
