@@ -26,10 +26,12 @@ def leaderboard_add_cmd(
 ) -> None:
     """Copy runs into a leaderboard's records folder (record.json + gzipped predictions)."""
     from phonbench.records import archive_run
+    from phonbench.spec import check_out_dir
 
+    check_out_dir(records)
     console = _console()
     for run in runs:
-        console.print(f"added: {archive_run(run, records, replace=replace)}")
+        console.print(f"added: {archive_run(run, records, replace=replace)}", soft_wrap=True, highlight=False)
 
 
 @board_app.command("build")
@@ -39,18 +41,21 @@ def leaderboard_build_cmd(
     out: str = typer.Option("leaderboards", "--out", "-o", help="Output folder (tables + site/)."),
     strict: bool = typer.Option(False, "--strict", help="Fail if any record is rejected."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the PNG figures."),
+    force: bool = typer.Option(False, "--force", help="Replace boards in --out built from other records."),
 ) -> None:
     """Validate records and build per-dataset tables (md/CSV/JSON) and a static HTML site."""
     from pathlib import Path
 
     from phonbench.leaderboard import build_leaderboard
+    from phonbench.spec import check_out_dir
 
+    check_out_dir(out)
     report = build_leaderboard(Path(records) if records else None, tracking_uri, Path(out),
-                               with_figures=not no_figures, strict=strict)
+                               with_figures=not no_figures, strict=strict, force=force)
     console = _console()
     for line in report.lines():
-        console.print(line)
-    console.print(f"site: {report.site_index}")
+        console.print(line, soft_wrap=True, highlight=False)
+    console.print(f"site: {report.site_index}", soft_wrap=True, highlight=False)
 
 
 @board_app.command("publish")
@@ -63,4 +68,4 @@ def leaderboard_publish_cmd(
 
     from phonbench.leaderboard import publish_site
 
-    _console().print(f"published: {publish_site(Path(out), Path(to))}")
+    _console().print(f"published: {publish_site(Path(out), Path(to))}", soft_wrap=True, highlight=False)

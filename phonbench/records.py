@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -189,12 +190,16 @@ def write_run(
     ``write_extra(tmp_dir)`` may add files (e.g. the fitted model) before the rename.
     """
     runs = Path(out_dir) / "runs"
-    final = runs / record.run_id
-    tmp = runs / f".tmp-{record.run_id}"
+    run_id = safe_run_id(record.run_id)
+    final = runs / run_id
+    tmp = runs / f".tmp-{run_id}"
     if final.exists():
         raise TrackingError(f"run directory {final} already exists", "use a new run id or output dir")
     try:
         tmp.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise TrackingError(f"{tmp} exists (another writer?)", "remove it if no run is writing there") from None
+    try:
         write_text_atomic(tmp / PREDICTIONS_FILE, predictions_csv)
         if write_extra is not None:
             write_extra(tmp)
@@ -204,14 +209,6 @@ def write_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def update_record(run_dir: Path, **fields: Any) -> None:
-    """Rewrite selected fields of an existing record (e.g. ``mlflow_run_id``) atomically."""
-    data = read_record(run_dir / RECORD_FILE)
-    data.update(fields)
-    data["record_hash"] = record_hash(data)
-    write_json_atomic(run_dir / RECORD_FILE, data)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -288,19 +285,49 @@ def archive_run(run_dir: str | Path, records_dir: str | Path, replace: bool = Fa
     except OSError as exc:
         raise TrackingError(f"run {run_dir} has no readable predictions ({exc})",
                             "archive run directories written by phonbench run or bench") from exc
+    run_id = safe_run_id(data.get("run_id"))
     runs = Path(records_dir) / "runs"
-    final, tmp = runs / data["run_id"], runs / f".tmp-{data['run_id']}"
+    final, tmp = runs / run_id, runs / f".tmp-{run_id}"
     if final.exists() and not replace:
-        raise TrackingError(f"run {data['run_id']} is already in {records_dir}", "pass --replace to overwrite it")
+        raise TrackingError(f"run {run_id} is already in {records_dir}", "pass --replace to overwrite it")
+    if final.exists() and not is_archived_run(final):
+        raise TrackingError(f"{final} exists and is not an archived run (it holds other files)",
+                            "move it away; phonbench only replaces folders it archived")
     shutil.rmtree(tmp, ignore_errors=True)
+    old = runs / f".old-{run_id}"
     try:
         tmp.mkdir(parents=True)
         write_bytes_atomic(tmp / PREDICTIONS_ARCHIVE, gzip.compress(text.encode(), compresslevel=9, mtime=0))
         write_json_atomic(tmp / RECORD_FILE, data)
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.replace(old, final)
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+ARCHIVED_FILES = frozenset({RECORD_FILE, PREDICTIONS_ARCHIVE})
+
+
+def safe_run_id(run_id: Any) -> str:
+    """``run_id`` if it is one safe path component (letters, digits, ``._+-``; no ``/``, no ``..``).
+
+    Raises:
+        TrackingError: anything else, e.g. ``../../x`` or an absolute path in a crafted record.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        raise TrackingError(f"record run_id {run_id!r} is not a safe folder name",
+                            "run ids are single names like dos-e3nn-20260101T000000-abc123; do not edit records")
+    return run_id
+
+
+def is_archived_run(folder: Path) -> bool:
+    """Whether ``folder`` holds only what :func:`archive_run` writes (so replacing it loses nothing)."""
+    entries = list(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else None
+    return entries is not None and all(p.is_file() and p.name in ARCHIVED_FILES for p in entries)

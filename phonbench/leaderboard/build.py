@@ -92,24 +92,72 @@ def generate(boards: list[Board], with_figures: bool = True, warnings: list[str]
     return dict(sorted(files.items()))
 
 
-def _sync(out: Path, files: dict[str, bytes], manifest: str) -> tuple[list[str], list[str]]:
-    """Write changed files, delete files of the previous manifest that are gone; (changed, removed)."""
+GENERATED_SUFFIXES = (".md", ".csv", ".json", ".html", ".png", ".svg", ".css", ".js")
+FINGERPRINT_PREFIX = "# records "
+
+
+def records_fingerprint(runs: list) -> str:
+    """sha256 (16 hex) of the accepted record set: sorted ``run_id:record_hash`` pairs."""
+    import hashlib
+
+    pairs = sorted(f"{r.record['run_id']}:{r.record['record_hash']}" for r in runs)
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+def _read_manifest(path: Path) -> tuple[str | None, list[str]]:
+    """(records fingerprint or None, listed files) of a manifest file (missing: ``(None, [])``)."""
+    lines = path.read_text().split("\n") if path.is_file() else []
+    fingerprint = next((ln[len(FINGERPRINT_PREFIX):].strip() for ln in lines if ln.startswith(FINGERPRINT_PREFIX)), None)
+    return fingerprint, [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def _removable(out: Path, rel: str) -> Path | None:
+    """The path of a stale manifest entry if deleting it is safe, else ``None``.
+
+    Safe means: a relative path without ``..``, not under a ``records`` folder, a plain file (no
+    symlink) that resolves inside ``out``, and either under ``site/`` or a top-level table/figure.
+    """
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts or "records" in parts:
+        return None
+    if not (parts[0] == "site" or (len(parts) == 1 and rel.endswith(GENERATED_SUFFIXES))):
+        return None
+    path = out / rel
+    if path.is_symlink() or not path.is_file():
+        return None
+    root = out.resolve()
+    return path if root in path.resolve().parents else None
+
+
+def _sync(out: Path, files: dict[str, bytes], manifest: str, fingerprint: str | None = None,
+          force: bool = False) -> tuple[list[str], list[str]]:
+    """Write changed files, delete files of the previous manifest that are gone; (changed, removed).
+
+    With ``fingerprint``, a folder last built from a *different* record set is only overwritten
+    with ``force`` (so a stray ``--out leaderboards`` cannot silently replace the published boards).
+
+    Raises:
+        ConfigError: different record set without ``force``.
+    """
+    old_fingerprint, old = _read_manifest(out / manifest)
+    if fingerprint and old_fingerprint and old_fingerprint != fingerprint and not force:
+        raise ConfigError(f"{out} holds boards built from a different record set",
+                          "pass --force to replace them, or build into another --out folder")
     changed = []
     for rel, data in files.items():
         path = out / rel
         if not path.is_file() or path.read_bytes() != data:
             write_bytes_atomic(path, data)
             changed.append(rel)
-    old_manifest = out / manifest
-    old = old_manifest.read_text().split("\n") if old_manifest.is_file() else []
     removed = []
-    for rel in sorted(set(filter(None, old)) - set(files)):
-        path = out / rel
-        if ".." not in Path(rel).parts and path.is_file():
+    for rel in sorted(set(old) - set(files)):
+        path = _removable(out, rel)
+        if path is not None:
             path.unlink()
             removed.append(rel)
             _prune_empty(path.parent, out)
-    write_bytes_atomic(old_manifest, ("\n".join(files) + "\n").encode())
+    header = [FINGERPRINT_PREFIX + fingerprint] if fingerprint else []
+    write_bytes_atomic(out / manifest, ("\n".join([*header, *files]) + "\n").encode())
     return changed, removed
 
 
@@ -126,6 +174,7 @@ def build_leaderboard(
     *,
     with_figures: bool = True,
     strict: bool = False,
+    force: bool = False,
 ) -> BuildReport:
     """Collect and validate records, then write tables and the static site under ``out``.
 
@@ -136,14 +185,16 @@ def build_leaderboard(
         out: output directory (created).
         with_figures: draw PNG figures (the slow part).
         strict: raise if any record is rejected instead of building from the rest.
+        force: overwrite boards in ``out`` that were built from a different record set.
 
     Raises:
-        ConfigError: no source given and ``./phonbench-results`` missing.
+        ConfigError: no source given and ``./phonbench-results`` missing, or ``out`` holds boards
+            of another record set and ``force`` is not given.
         DataError: no acceptable record, or a rejection with ``strict``.
     """
     out = Path(out)
     if records_dir is None and tracking_uri is None:
-        from phonbench.runner import DEFAULT_OUT as RUNS_OUT
+        from phonbench.spec import DEFAULT_OUT as RUNS_OUT
 
         if not Path(RUNS_OUT).is_dir():
             raise ConfigError("no records given", "pass --records DIR or --tracking-uri URI")
@@ -173,7 +224,7 @@ def build_leaderboard(
         boards = build_boards(ranked, coll.dataset_notes)
         files = generate(boards, with_figures, report.warnings)
     out.mkdir(parents=True, exist_ok=True)
-    report.changed, report.removed = _sync(out, files, MANIFEST)
+    report.changed, report.removed = _sync(out, files, MANIFEST, records_fingerprint(coll.runs), force)
     report.files = list(files)
     report.datasets = [b.slug for b in boards]
     return report

@@ -78,3 +78,84 @@ def test_cli_add_then_build(records, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "already in" in err and "--replace" in err and len(err.splitlines()) == 1
     assert len(collect_dir(tmp_path / "recs").runs) == 3
+
+
+def _craft(run_dir, **fields):
+    """Rewrite a record with ``fields`` and a matching hash (what a malicious submitter could do)."""
+    from phonbench.records import record_hash
+
+    data = json.loads((run_dir / "record.json").read_text())
+    data.update(fields)
+    data["record_hash"] = record_hash(data)
+    (run_dir / "record.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("run_id", ["../../escaped", "/tmp/phonbench-absolute-escape", "..", "a/b", ""])
+def test_crafted_run_id_cannot_write_outside_the_records_folder(records, tmp_path, run_id):
+    src = copy_runs(records, tmp_path / "src")
+    crafted = sorted((src / "runs").iterdir())[0]
+    _craft(crafted, run_id=run_id)
+    victim = tmp_path / "escaped"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    dest = tmp_path / "deep" / "records"
+    with pytest.raises(TrackingError, match="not a safe folder name"):
+        archive_run(crafted, dest, replace=True)
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert not (tmp_path / "phonbench-absolute-escape").exists()
+    from pathlib import Path
+
+    assert not Path("/tmp/phonbench-absolute-escape").exists()
+
+
+def test_replace_never_deletes_a_folder_phonbench_did_not_archive(records, tmp_path):
+    run_dir = sorted((records / "runs").iterdir())[0]
+    dest = tmp_path / "recs"
+    foreign = dest / "runs" / run_dir.name
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(TrackingError, match="already in"):
+        archive_run(run_dir, dest)
+    with pytest.raises(TrackingError, match="not an archived run"):
+        archive_run(run_dir, dest, replace=True)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_manifest_only_removes_generated_files_inside_out(records, tmp_path):
+    from phonbench.leaderboard import build_leaderboard
+    from phonbench.leaderboard.build import MANIFEST
+
+    out = tmp_path / "boards"
+    build_leaderboard(records, None, out, with_figures=False)
+    outside = tmp_path / "outside.md"
+    outside.write_text("keep")
+    kept_record = out / "records" / "runs" / "x" / "record.json"
+    kept_record.parent.mkdir(parents=True)
+    kept_record.write_text("{}")
+    stale = out / "site" / "old.html"
+    stale.write_text("stale page")
+    manifest = out / MANIFEST
+    lines = manifest.read_text().splitlines()
+    lines += [str(outside), "../outside.md", "records/runs/x/record.json", "site/old.html"]
+    manifest.write_text("\n".join(lines) + "\n")
+    report = build_leaderboard(records, None, out, with_figures=False)
+    assert report.removed == ["site/old.html"] and not stale.exists()
+    assert outside.read_text() == "keep" and kept_record.is_file()
+
+
+def test_build_refuses_to_overwrite_boards_of_another_record_set(records, tmp_path):
+    from phonbench.exceptions import ConfigError
+    from phonbench.leaderboard import build_leaderboard
+
+    out = tmp_path / "boards"
+    build_leaderboard(records, None, out, with_figures=False)
+    fewer = copy_runs(records, tmp_path / "fewer")
+    for extra in sorted((fewer / "runs").iterdir())[1:]:
+        import shutil
+
+        shutil.rmtree(extra)
+    with pytest.raises(ConfigError, match="different record set"):
+        build_leaderboard(fewer, None, out, with_figures=False)
+    build_leaderboard(records, None, out, with_figures=False)  # the same records rebuild freely
+    report = build_leaderboard(fewer, None, out, with_figures=False, force=True)
+    assert report.n_runs == 1

@@ -165,7 +165,7 @@ def test_stale_files_are_removed_and_other_files_kept(records, tmp_path):
     build_leaderboard(records, None, out, with_figures=False)
     assert (out / f"{MODES}.md").is_file()
     only_spec = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["name"] == SPEC)
-    report = build_leaderboard(only_spec, None, out, with_figures=False)
+    report = build_leaderboard(only_spec, None, out, with_figures=False, force=True)
     assert sorted(report.removed) == sorted(f"{MODES}.{e}" for e in ("csv", "json", "md")) + [f"site/{MODES}.html"]
     assert not (out / f"{MODES}.md").exists() and (out / "keep.txt").read_text() == "mine"
 
