@@ -101,10 +101,13 @@ def read_structures(items: str | Path | Iterable[str | Path]) -> tuple[list[str]
     failed: list[dict[str, str]] = []
     for item in items:
         try:
-            new = [f for f in expand_paths(item) if f not in seen]
+            found = expand_paths(item)
         except PhonbenchError as exc:
             failed.append({"file": str(item), "error": _error_text(exc)})
             continue
+        if not found:
+            failed.append({"file": str(item), "error": "holds no structure file of a readable type"})
+        new = [f for f in found if f not in seen]
         files.extend(new)
         seen.update(new)
     ok_files, structures = [], []
@@ -266,6 +269,8 @@ def predict_structures(
 
     model = load_model(model)
     ids, files, structures, failed = read_structures(paths)
+    if not structures:
+        raise DataError(nothing_readable(failed), "pass CIF/POSCAR/extxyz/pymatgen-JSON files, folders or globs")
     result = predict(model, structures, ids, temperatures)
     table = result.table
     table.insert(1, "file", [str(f) for f in files])
@@ -278,6 +283,15 @@ def predict_structures(
     if out_dir is not None:
         _write_outputs(Path(out_dir), model, table, result, temperatures, plots)
     return table
+
+
+def nothing_readable(failed: list[dict[str, str]], shown: int = 5) -> str:
+    """One line naming each input that gave no structure (the first ``shown``, then a count)."""
+    if not failed:
+        return "no structure files given"
+    parts = [f"{f['file']} ({f['error']})" for f in failed[:shown]]
+    more = f" and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"no readable structure in {len(failed)} input(s): {'; '.join(parts)}{more}"
 
 
 def _write_outputs(out: Path, model: Model, table: pd.DataFrame, result: Predictions,

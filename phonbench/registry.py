@@ -211,6 +211,23 @@ class Registry(Generic[T]):
         """Distribution, version and target that provided ``name``."""
         return self._entry(name).provider
 
+    def summary(self, name: str, attributes: tuple[str, ...] = ("description", "task_kinds")) -> dict[str, Any]:
+        """Class attributes of an entry read from its source without importing it, when possible.
+
+        ``phonbench list`` uses this so listing models does not import torch. Attributes that are
+        literal assignments in the entry's class body are read with :mod:`ast`; if any is missing
+        (inherited, computed) or the source cannot be read, the entry is imported instead.
+
+        Raises:
+            RegistryError: unknown name, or a plugin that fails to import (on the fallback path).
+        """
+        entry = self._entry(name)
+        static = None if entry.loaded or entry.entry_point is None else _static_attributes(entry.entry_point.value)
+        if static is not None and all(a in static for a in attributes):
+            return {a: static[a] for a in attributes}
+        obj = self._load(entry)
+        return {a: getattr(obj, a, None) for a in attributes}
+
     def items(self, *, warn: bool = True) -> list[tuple[str, T]]:
         """All ``(name, object)`` pairs that import; broken plugins are skipped with a warning."""
         out = []
@@ -221,6 +238,35 @@ class Registry(Generic[T]):
                 if warn:
                     warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
         return out
+
+
+def _static_attributes(target: str) -> dict[str, Any] | None:
+    """Literal class-body assignments of ``module:Class`` read with :mod:`ast` (``None`` if unreadable)."""
+    import ast
+    import importlib.util
+
+    module, _, attr = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else None  # noqa: SIM115
+    except (ImportError, OSError, ValueError):
+        return None
+    if source is None:
+        return None
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            out = {}
+            for stmt in node.body:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+                    stmt, ast.AnnAssign) and stmt.value is not None else []
+                for tgt in targets:
+                    if isinstance(tgt, ast.Name):
+                        try:
+                            out[tgt.id] = ast.literal_eval(stmt.value)
+                        except ValueError:
+                            pass
+            return out
+    return None
 
 
 DATASETS: Registry[Any] = Registry("dataset", "phonbench.datasets")

@@ -111,6 +111,7 @@ class CNN3DModel(TorchModel):
     """
 
     name = "cnn3d"
+    task_kinds = ("spectrum", "modes", "scalar")
     description = "3D CNN on Gaussian Z/mass voxel grids (Chen et al. 2021 baseline)"
     default_params: dict[str, Any] = {
         **TRAIN_DEFAULTS,

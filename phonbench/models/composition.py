@@ -127,6 +127,7 @@ class CompositionModel(Model):
     """
 
     name = "composition"
+    task_kinds = ("spectrum", "modes", "scalar")
     description = "Magpie composition features + scikit-learn regressor (random forest default)"
     default_params: dict[str, Any] = {
         "estimator": "random_forest",

@@ -249,6 +249,7 @@ class DeeperGATGNNModel(TorchModel):
     """
 
     name = "deeper_gatgnn"
+    task_kinds = ("spectrum", "modes", "scalar")
     description = "DeeperGATGNN: deep augmented graph attention + DiffGroupNorm + residuals (Omee et al. 2022)"
     default_params: dict[str, Any] = {
         **TRAIN_DEFAULTS,

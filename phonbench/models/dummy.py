@@ -24,6 +24,7 @@ class DummyModel(Model):
     """
 
     name = "dummy"
+    task_kinds = ("spectrum", "modes", "scalar")
     description = "training-set mean of every output (masked mean for padded modes)"
     default_params: dict = {}
 

@@ -272,6 +272,7 @@ class E3NNModel(TorchModel):
     """
 
     name = "e3nn"
+    task_kinds = ("spectrum", "modes", "scalar")
     #: many small tensor ops: one thread is nearly as fast as two on 2 cores and does not collapse
     #: (10-20x slower) when other processes share the cores; PHONBENCH_NUM_THREADS overrides it
     num_threads = 1
