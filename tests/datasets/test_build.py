@@ -138,8 +138,10 @@ def test_subset_build_is_deterministic_and_loadable(raw, tmp_path):
     assert len(dos.load()) == 51 and dos.load().ids[-1] == "tutorial-Mg3Bi2"
     assert sum(dos.split().folds[0].sizes().values()) == 51
     full = DosDataset().load()
-    np.testing.assert_array_equal(dos.load().targets[:50], full.targets[:50])
-    np.testing.assert_array_equal(dos.load().targets[50], full.targets[-1])
+    # same numbers as the shipped file up to float64 rounding: the byte-for-byte check above is within
+    # one environment; across numpy/scipy releases the Savitzky-Golay/interpolation sums move by ~1e-14
+    np.testing.assert_allclose(dos.load().targets[:50], full.targets[:50], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dos.load().targets[50], full.targets[-1], rtol=0, atol=1e-12)
     gamma = GammaDataset(data_dir=str(tmp_path / "a")).load()
     np.testing.assert_array_equal(gamma.targets, GammaDataset().load().targets[:50])
     mb = MatbenchPhononsDataset(data_dir=str(tmp_path / "a")).load()
