@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:
     """The :class:`RunRecord` of one fold result (``mlflow_run_id`` is set by the caller)."""
     spec, card, fit = prep.spec, prep.dataset.card, res.fit
+    dataset_extra = {"grouping": grouping(prep.protocol, res.fold)} if prep.protocol.groups is not None else {}
     extra = dict(spec.extra)
     if spec.origin:
         extra["origin"] = dict(spec.origin)
@@ -45,7 +46,8 @@ def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:
                  "split": prep.protocol.name, "split_seed": prep.protocol.seed, "fold": res.fold.name,
                  "n_folds": len(prep.protocol.folds), "train_fraction": spec.train_fraction,
                  "sizes": res.fold.sizes(), "task": card.task.as_dict(),
-                 "provider": DATASETS.provider(card.name).as_dict(), "options": dict(spec.dataset_options)},
+                 "provider": DATASETS.provider(card.name).as_dict(), "options": dict(spec.dataset_options),
+                 **dataset_extra},
         seed=spec.seed,
         metrics=res.metrics,
         primary_metric=card.primary_metric,
@@ -57,6 +59,17 @@ def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:
         tags=list(spec.tags),
         extra=extra,
     )
+
+
+def grouping(protocol: Any, fold: Any) -> dict[str, Any]:
+    """What a grouped split held out in ``fold``: kind, description, distinct groups per part, and
+    the number of test materials of every test group (``{"Mg-O": 3, ...}``)."""
+    from collections import Counter
+
+    counts = {part: len(set(protocol.part_groups(getattr(fold, part)))) for part in ("train", "valid", "test")}
+    test = Counter(protocol.part_groups(fold.test))
+    return {"kind": protocol.group_kind, "description": protocol.description, "distinct_groups": counts,
+            "test_groups": dict(sorted(test.items()))}
 
 
 def plugin_versions(model: str, dataset: str, metrics: Sequence[str]) -> dict[str, str]:

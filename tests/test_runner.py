@@ -138,3 +138,12 @@ def test_train_fraction_subsamples_train_only(tiny_dataset, tmp_path):
 def test_save_model_false_keeps_no_checkpoint(tiny_dataset, tmp_path):
     result = run("dummy", tiny_dataset, out=tmp_path, tracking=False, save_model=False, plots=False)
     assert not (result.run_dirs[0] / "model").exists() and (result.run_dirs[0] / "record.json").exists()
+
+
+def test_grouped_split_records_say_what_was_held_out(tmp_path):
+    result = run("dummy", "synthetic", split="chemsys", folds=[0], dataset_options={"size": 60}, out=tmp_path,
+                 tracking=False, plots=False)
+    grouping = read_record(result.run_dirs[0])["dataset"]["grouping"]
+    assert grouping["kind"] == "chemsys" and grouping["description"]
+    assert grouping["distinct_groups"]["test"] == len(grouping["test_groups"]) > 0
+    assert sum(grouping["test_groups"].values()) == result.records[0].dataset["sizes"]["test"]
