@@ -1,7 +1,8 @@
 """Pack the phonondb per-material cache into the bundled files (last step of the phonondb build).
 
 Package files (deterministic ``.npz``, see :func:`phonbench.datasets.bundled.npz_bytes`), rows in
-mp-id order (numeric), failed materials left out:
+mp-id order (numeric); failed materials and those :func:`exclusion_reason` rejects are left out
+(both listed in the manifest):
 
 * ``phonondb_structures.npz``: ``ids`` + the structure arrays of
   :func:`~phonbench.datasets.bundled.pack_structures` (phonopy primitive cells, Å).
@@ -37,6 +38,10 @@ DOS_1CM = "phonondb_dos_1cm.npz"
 FAILURES = "failures.json"
 #: a material whose lowest mesh frequency is below this (cm⁻¹) is flagged ``has_imaginary``
 IMAGINARY_CM1 = -0.1 * CM1_PER_THZ
+#: a material with a mesh frequency below this (cm⁻¹; an imaginary 30 THz) is left out of the package:
+#: in the 2018-04-17 data the next-lowest after the five below −2000 cm⁻¹ is −734 cm⁻¹, and those five
+#: are not soft modes (e.g. SrCuF4 and CaCuF4 with Γ modes of 80–88 THz: broken force sets)
+EXCLUDE_OMEGA_MIN_CM1 = -1000.0
 #: tolerance of the ∫ g dω = 3N check of the 1 cm⁻¹ DoS (states per cell)
 NORM_TOL = 1e-6
 
@@ -52,6 +57,15 @@ def read_results(cache: Path, refs: Iterable[Any]) -> tuple[list[str], list[dict
             ids.append(ref.mp_id)
             results.append(load_npz(path))
     return ids, results
+
+
+def exclusion_reason(result: dict[str, np.ndarray]) -> str | None:
+    """Why a computed material is left out of the package (``None``: kept)."""
+    w_min = float(np.ravel(result["omega_min"])[0])
+    if w_min < EXCLUDE_OMEGA_MIN_CM1:
+        return (f"imaginary mode {w_min:.0f} cm^-1 (below {EXCLUDE_OMEGA_MIN_CM1:.0f}): no usable phonon spectrum "
+                "(broken force set or a structure far from a minimum)")
+    return None
 
 
 def _structures(results: list[dict[str, np.ndarray]]) -> list[Any]:
@@ -129,6 +143,9 @@ def pack(cache: Path, out: Path, refs: list[Any], info: dict[str, Any]) -> dict[
     from phonbench.datasets.phonondb_build import read_failures
 
     ids, results = read_results(cache, refs)
+    excluded = {m: reason for m, r in zip(ids, results) if (reason := exclusion_reason(r))}
+    kept = [(m, r) for m, r in zip(ids, results) if m not in excluded]
+    ids, results = [m for m, _ in kept], [r for _, r in kept]
     files = assemble(ids, results)
     failures = read_failures(cache, refs)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,11 +158,13 @@ def pack(cache: Path, out: Path, refs: list[Any], info: dict[str, Any]) -> dict[
     write_json_atomic(cache / FAILURES, failures)
     thermo = files["phonondb_thermo.npz"]
     checks = {
-        "n_materials": len(ids), "n_failed": len(failures), "n_has_imaginary": int(thermo["has_imaginary"].sum()),
+        "n_materials": len(ids), "n_failed": len(failures), "n_excluded": len(excluded),
+        "n_has_imaginary": int(thermo["has_imaginary"].sum()),
         "n_above_1000cm1": int((thermo["omega_max"] > CHEN_GRID_CM1[-1]).sum()),
         "max_atoms": int(thermo["n_atoms"].max()), "dos_1cm_sha256": sha256_file(cache / DOS_1CM),
     }
-    write_manifest(out, hashes, {**info, "checks": checks, "failed": {f["mp_id"]: f["reason"] for f in failures}})
+    write_manifest(out, hashes, {**info, "checks": checks, "failed": {f["mp_id"]: f["reason"] for f in failures},
+                                 "excluded": excluded})
     sizes = {name: (out / name).stat().st_size for name in FILES}
     return {**checks, "sizes": sizes, "package_bytes": sum(sizes.values()),
             "dos_1cm_bytes": (cache / DOS_1CM).stat().st_size, "out": str(out), "cache": str(cache)}

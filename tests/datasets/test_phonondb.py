@@ -246,3 +246,26 @@ def test_progress_line():
     progress.update(ok=False)
     line = stream.getvalue().splitlines()[-1]
     assert line.startswith("[phonondb] 6/10 (1 failed this run)") and "materials/s" in line and "ETA" in line
+
+
+def test_broken_force_sets_are_excluded():
+    from phonbench.datasets.phonondb_pack import exclusion_reason
+
+    assert exclusion_reason({"omega_min": np.array([-734.0])}) is None  # a real (strong) instability
+    assert "no usable phonon spectrum" in exclusion_reason({"omega_min": np.array([-6743.0])})
+
+
+def test_shipped_package_files():
+    from phonbench.datasets.bundled import card_files, package_data_dir, read_manifest
+
+    section = read_manifest(None).get("phonondb")
+    if not section or not (package_data_dir() / "phonondb_dos.npz").is_file():
+        pytest.skip("phonondb package files not built")
+    assert section["checks"]["n_materials"] + section["checks"]["n_excluded"] + section["checks"]["n_failed"] == 10034
+    for cls in (PhonondbDosDataset, PhonondbGammaDataset, PhonondbThermoDataset):
+        ds = cls()
+        assert all(ds.verify().values()) and set(card_files(cls.bundled_files)) == set(cls.bundled_files)
+        assert len(ds.load()) == cls.card.size == section["checks"]["n_materials"]
+    gamma = PhonondbGammaDataset().load()
+    np.testing.assert_array_equal(gamma.mask.sum(axis=1), 3 * gamma.extras["n_atoms"])
+    assert sum((package_data_dir() / f).stat().st_size for f in FILES) < 15_000_000
