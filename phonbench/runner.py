@@ -193,16 +193,16 @@ def run_spec(spec: RunSpec, on_fold: Callable[[RunRecord], None] | None = None,
                 on_fold(record)
     except KeyboardInterrupt:
         sinks.abort()
-        raise Interrupted(_interrupt_message(prep, result)) from None
+        raise Interrupted(_interrupt_message(prep, sinks.kept)) from None
     result.summary, result.summary_path = sinks.finish(result.records)
     result.warnings = sinks.warnings
     return result
 
 
-def _interrupt_message(prep: Prepared, result: RunResult) -> str:
-    done, total = len(result.records), len(prep.chosen)
+def _interrupt_message(prep: Prepared, kept: list[int]) -> str:
+    done, total = len(kept), len(prep.chosen)
     where = prep.spec.outputs.out / "runs"
-    rest = prep.chosen[done:]
+    rest = [i for i in prep.chosen if i not in kept]
     hint = " ".join(f"--fold {i}" for i in rest)
     kept = f"{done} of {total} folds kept at {where}" if done else f"0 of {total} folds finished, nothing written"
     return f"interrupted: {kept}; rerun the same command with {hint} to finish"

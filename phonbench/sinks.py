@@ -106,6 +106,8 @@ class Sinks:
         self.tracker = None
         self.parent_id: str | None = None
         self.open_runs: list[str] = []
+        #: fold indices whose record is on disk (counted as soon as it is written, for Ctrl-C reports)
+        self.kept: list[int] = []
         if spec.outputs.tracking:
             from phonbench.tracking import Tracker
 
@@ -138,6 +140,7 @@ class Sinks:
         record.mlflow_run_id = mlflow_id
         writer = (lambda d, m=res.fit.model: self._save_model(m, d)) if self.spec.outputs.save_model else None
         run_dir = write_run(self.out, record, predictions_csv(res), write_extra=writer)
+        self.kept.append(res.index)
         if self.spec.outputs.plots:
             self._plot(run_dir)
         if self.tracker and mlflow_id:
