@@ -22,8 +22,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from phonbench.datasets.base import DatasetCard, Fold, PhononData, Split, Task, fold_from_test
-from phonbench.datasets.bundled import BundledDataset, LazyStructures, card_files, read_manifest
+from phonbench.datasets.base import (
+    DatasetCard,
+    Fold,
+    PhononData,
+    Split,
+    Task,
+    fold_from_test,
+)
+from phonbench.datasets.bundled import (
+    BundledDataset,
+    LazyStructures,
+    card_files,
+    read_manifest,
+)
 from phonbench.datasets.petretto import DOS_TASK
 from phonbench.exceptions import ChecksumError, ConfigError, DataError
 

@@ -27,14 +27,21 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from phonbench.datasets.bundled import save_npz
-from phonbench.datasets.phonondb_calc import CALC_VERSION, MESH_LENGTH, NAC_Q_DIRECTION, compute_material, read_archive
+from phonbench.datasets.phonondb_calc import (
+    CALC_VERSION,
+    MESH_LENGTH,
+    NAC_Q_DIRECTION,
+    compute_material,
+    read_archive,
+)
 from phonbench.exceptions import DataError
 from phonbench.io import write_json_atomic
 
@@ -219,7 +226,7 @@ def process_one(ref: ArchiveRef, cache: Path, mesh: float, reader: BlobReader) -
             raise DataError(f"{ref.name}: directory is {archive.mp_id}, not {ref.mp_id}")
         save_npz(ok_path, compute_material(archive, mesh))
         return ref.mp_id, True, time.perf_counter() - start
-    except Exception as err:  # recorded per material, never stops the build
+    except Exception as err:  # noqa: BLE001 - recorded per material, never stops the build
         reason = err.message if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
         write_json_atomic(bad_path, {"mp_id": ref.mp_id, "archive": ref.name, "reason": " ".join(reason.split())})
         return ref.mp_id, False, time.perf_counter() - start
@@ -253,7 +260,9 @@ class Progress:
         elapsed = (now or time.monotonic()) - self.start
         rate = self.new / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else float("inf")
-        fmt = lambda s: "?" if not np.isfinite(s) else time.strftime("%H:%M:%S", time.gmtime(s))  # noqa: E731
+        def fmt(seconds: float) -> str:
+            return "?" if not np.isfinite(seconds) else time.strftime("%H:%M:%S", time.gmtime(seconds))
+
         return (f"[phonondb] {self.count}/{self.total} ({self.failed} failed this run) | {rate:.2f} materials/s"
                 f" | elapsed {fmt(elapsed)} | ETA {fmt(eta)}")
 

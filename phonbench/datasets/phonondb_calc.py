@@ -110,7 +110,7 @@ def parse_conf(text: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         dim = [int(x) for x in tags["DIM"]]
         smat = np.diag(dim) if len(dim) == 3 else np.array(dim).reshape(3, 3)
-        axis = tags.get("PRIMITIVE_AXIS", "1 0 0 0 1 0 0 0 1".split())
+        axis = tags.get("PRIMITIVE_AXIS", ["1", "0", "0", "0", "1", "0", "0", "0", "1"])
         pmat = np.array([float(Fraction(x)) for x in axis]).reshape(3, 3)
     except (KeyError, ValueError, ZeroDivisionError) as err:
         raise DataError(f"phonopy.conf: bad or missing DIM/PRIMITIVE_AXIS ({err!r})") from err

@@ -36,7 +36,12 @@ def converge_one(archive: Any, lengths: tuple[float, ...] = LENGTHS, reference: 
         ``{"mp_id", "n_atoms", "load_s", "rows": {length: {"dos51", "cv", "s", "f", "omega_max",
         "seconds", "n_irr_q", "mesh"}}}`` (``cv``/``s`` J/(K·mol-atoms), ``f`` kJ/mol-atoms).
     """
-    from phonbench.datasets.phonondb_calc import dos_target, gamma_modes, load_phonopy, mesh_dos
+    from phonbench.datasets.phonondb_calc import (
+        dos_target,
+        gamma_modes,
+        load_phonopy,
+        mesh_dos,
+    )
 
     start = time.perf_counter()
     ph = load_phonopy(archive)
@@ -87,13 +92,13 @@ def format_table(table: list[dict[str, float]], results: list[dict[str, Any]], r
     ref_s = np.mean([r["rows"][reference]["seconds"] for r in results])
     atoms = np.array([r["n_atoms"] for r in results])
     lines = [
-        f"{len(results)} materials (atoms per primitive cell: median {np.median(atoms):.0f}, max {atoms.max()}); "
-        f"reference mesh length {reference:g} Å (mean {ref_s:.2f} s per material). Force constants + Γ: "
-        f"mean {np.mean([r['load_s'] for r in results]):.2f} s per material.",
+        (f"{len(results)} materials (atoms per primitive cell: median {np.median(atoms):.0f}, max {atoms.max()}); "
+         f"reference mesh length {reference:g} Å (mean {ref_s:.2f} s per material). Force constants + Γ: "
+         f"mean {np.mean([r['load_s'] for r in results]):.2f} s per material."),
         "",
-        "| length (Å) | mesh points mean | irr. q mean | 51-pt target MAE mean (p90 / max) | 51-pt max abs err mean (max) "
-        "| C_V J/(K mol-at) mean (max) | S J/(K mol-at) mean (max) | F kJ/mol-at mean (max) | ω_max cm⁻¹ mean (max) "
-        "| mesh + DoS s mean |",
+        ("| length (Å) | mesh points mean | irr. q mean | 51-pt target MAE mean (p90 / max) | 51-pt max abs err mean (max) "
+         "| C_V J/(K mol-at) mean (max) | S J/(K mol-at) mean (max) | F kJ/mol-at mean (max) | ω_max cm⁻¹ mean (max) "
+         "| mesh + DoS s mean |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in table:

@@ -23,12 +23,19 @@ and a ``phonondb`` section (source, settings, checks); its other entries are kep
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from phonbench.datasets.bundled import MANIFEST_NAME, load_npz, pack_structures, read_manifest, save_npz
+from phonbench.datasets.bundled import (
+    MANIFEST_NAME,
+    load_npz,
+    pack_structures,
+    read_manifest,
+    save_npz,
+)
 from phonbench.exceptions import DataError
 from phonbench.io import sha256_file, write_json_atomic
 from phonbench.physics import CHEN_GRID_CM1, CM1_PER_THZ, dos_integral
@@ -83,7 +90,9 @@ def assemble(ids: list[str], results: list[dict[str, np.ndarray]]) -> dict[str, 
     if not results:
         raise DataError("no computed phonondb materials to pack", "run the build first")
     structures = _structures(results)
-    col = lambda key, dtype=np.float64: np.array([np.ravel(r[key])[0] for r in results], dtype=dtype)  # noqa: E731
+    def col(key: str, dtype: Any = np.float64) -> np.ndarray:
+        return np.array([np.ravel(r[key])[0] for r in results], dtype=dtype)
+
     n_atoms = np.array([len(r["numbers"]) for r in results], dtype=np.int32)
     bad = np.flatnonzero(np.abs(col("dos_norm") - 3 * n_atoms) > NORM_TOL * np.maximum(1, 3 * n_atoms))
     if len(bad):

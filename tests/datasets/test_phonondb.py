@@ -42,9 +42,8 @@ def _blob(mp_id: str) -> bytes:
 
 def _rezip(blob: bytes, drop: str) -> bytes:
     """The archive ``blob`` without the member whose base name is ``drop``."""
-    src = tarfile.open(fileobj=io.BytesIO(lzma.decompress(blob)))
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as dst:
+    with tarfile.open(fileobj=io.BytesIO(lzma.decompress(blob))) as src, tarfile.open(fileobj=buf, mode="w") as dst:
         for m in src.getmembers():
             if m.name.rpartition("/")[2] != drop:
                 dst.addfile(m, src.extractfile(m) if m.isfile() else None)
