@@ -283,6 +283,17 @@ def build_matbench(raw: Path, mp_ids: set[str] | None) -> tuple[dict[str, np.nda
 
 
 # ---------------------------------------------------------------------- driver
+def _keep_other_builds(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` plus what other build scripts (e.g. phonondb's) wrote into the same manifest file:
+    their ``files`` entries and top-level sections survive a rebuild of the Petretto/matbench files."""
+    if not path.is_file():
+        return manifest
+    old = json.loads(path.read_text())
+    merged = {**{k: v for k, v in old.items() if k not in manifest}, **manifest}
+    merged["files"] = {**{k: v for k, v in old.get("files", {}).items() if k not in FILES}, **manifest["files"]}
+    return merged
+
+
 def build(raw: str | Path, out: str | Path, limit: int | None = None) -> dict[str, Any]:
     """Write the bundled files and ``manifest.json`` into ``out``; return a report dict.
 
@@ -317,7 +328,7 @@ def build(raw: str | Path, out: str | Path, limit: int | None = None) -> dict[st
             "n_matbench": report["n_matbench"],
         },
     }
-    write_json_atomic(out / MANIFEST_NAME, manifest)
+    write_json_atomic(out / MANIFEST_NAME, _keep_other_builds(out / MANIFEST_NAME, manifest))
     for name in (*FILES, MANIFEST_NAME):
         os.chmod(out / name, 0o644)  # temp files are created 0600; package data must be readable
     report["sizes"] = {name: (out / name).stat().st_size for name in FILES}

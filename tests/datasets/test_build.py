@@ -149,6 +149,13 @@ def test_subset_build_is_deterministic_and_loadable(raw, tmp_path):
 
 
 @pytest.mark.needs_shared
+def test_rebuild_keeps_other_builds_manifest_entries(tmp_path):
+    manifest = tmp_path / MANIFEST_NAME
+    manifest.write_text(json.dumps({"files": {"dos.npz": "old", "phonondb_dos.npz": "abc"}, "phonondb": {"n": 1}}))
+    merged = B._keep_other_builds(manifest, {"format": 1, "files": {"dos.npz": "new"}})
+    assert merged == {"format": 1, "files": {"dos.npz": "new", "phonondb_dos.npz": "abc"}, "phonondb": {"n": 1}}
+
+
 def test_build_refuses_missing_raw(tmp_path):
     with pytest.raises(DataError, match="--raw"):
         B.build(tmp_path / "nowhere", tmp_path / "out")
@@ -159,7 +166,19 @@ def test_build_refuses_missing_raw(tmp_path):
 def test_full_build_reproduces_shipped_files(raw, tmp_path):
     report = B.build(raw, tmp_path)
     assert report["repro_within_tol"] == 1521 and report["n_matbench"] == 1265
-    for name in (*B.FILES, MANIFEST_NAME):
-        assert (tmp_path / name).read_bytes() == (package_data_dir() / name).read_bytes(), name
+    shipped_manifest = json.loads((package_data_dir() / MANIFEST_NAME).read_text())
+    built_manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    for name in B.FILES:
+        built, shipped = load_npz(tmp_path / name), load_npz(package_data_dir() / name)
+        assert sorted(built) == sorted(shipped), name
+        for key, value in built.items():  # float sums move by ~1e-14 across numpy/scipy releases
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(value, shipped[key], rtol=1e-12, atol=1e-12, err_msg=f"{name}:{key}")
+            else:
+                np.testing.assert_array_equal(value, shipped[key], err_msg=f"{name}:{key}")
+        if (tmp_path / name).read_bytes() == (package_data_dir() / name).read_bytes():
+            assert built_manifest["files"][name] == shipped_manifest["files"][name]
+    for key in ("format", "limit", "sources", "checks"):
+        assert built_manifest[key] == shipped_manifest[key], key
     assert sum(report["sizes"].values()) < 5_000_000
     assert load_npz(tmp_path / "dos.npz")["targets"].shape == (1522, 51)
