@@ -112,6 +112,7 @@ class Sinks:
             from phonbench.tracking import Tracker
 
             self.tracker = Tracker(self.out, spec.outputs.tracking_uri)
+            self.tracker.check(spec.dataset)
 
     @property
     def tracking_uri(self) -> str | None:

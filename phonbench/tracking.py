@@ -85,6 +85,19 @@ class Tracker:
         except Exception as exc:  # mlflow raises many types
             raise TrackingError(f"cannot open MLflow store {self.uri}: {exc}", "check --tracking-uri") from exc
 
+    def check(self, dataset: str) -> None:
+        """Touch the store once (the dataset's experiment) so a wrong store fails before any training.
+
+        Raises:
+            TrackingError: the URI answers, but not as an MLflow tracking store.
+        """
+        try:
+            self.experiment_id(dataset)
+        except Exception as exc:  # noqa: BLE001 - mlflow raises many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise TrackingError(f"MLflow store {self.uri} did not work ({first})",
+                                "check --tracking-uri (an MLflow server or sqlite:///file.db), or pass --no-tracking") from None
+
     def experiment_id(self, dataset: str) -> str:
         """Id of experiment ``phonbench/<dataset>``, created once (safe against concurrent creators)."""
         name = f"{EXPERIMENT_PREFIX}/{dataset}"

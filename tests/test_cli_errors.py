@@ -176,3 +176,20 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cwd, monke
     with pytest.raises(ZeroDivisionError):
         cli_errors.guarded_main(broken, [], debug=True)
     assert cli_errors.guarded_main(broken, [], debug=False) == 1
+
+
+def test_a_server_that_is_not_mlflow_is_one_line(workspace, cwd):
+    """A loopback HTTP server that answers 404 to everything stands in for a wrong --tracking-uri."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        proc = phonbench(["run", "-m", "dummy", "-d", "synthetic", "--dataset-param", "size=30", "--tracking-uri", uri,
+                          "--out", str(workspace["out"])], cwd)
+    finally:
+        server.shutdown()
+    assert_clear(proc, code=1, says="did not work")
