@@ -75,7 +75,9 @@ def test_two_workers_share_one_study(plugin, pg_url, tmp_path):  # noqa: F811
 
     from phonbench.tuning import make_storage
 
-    study = optuna.load_study(study_name="line-shrink-random-f0", storage=make_storage(pg_url, out, ""))
+    storage = make_storage(pg_url, out, "")
+    (name,) = [n for n in optuna.get_all_study_names(storage) if n.startswith("line-shrink-random-f0-")]
+    study = optuna.load_study(study_name=name, storage=storage)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) >= 10  # a worker may finish one trial it had already started
     numbers = [t.number for t in study.trials]
