@@ -178,9 +178,8 @@ def _normalised(fields: dict[str, Any]) -> dict[str, Any]:
         out["folds"] = tuple(int(i) for i in out["folds"])
     if out.get("metrics") is not None:
         out["metrics"] = tuple(out["metrics"])
-    for key in ("tags",):
-        if key in out:
-            out[key] = tuple(out[key])
+    if "tags" in out:
+        out["tags"] = tuple(out["tags"])
     if "seed" in out:
         out["seed"] = int(out["seed"])
     if "train_fraction" in out:

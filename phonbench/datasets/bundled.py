@@ -90,6 +90,21 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise ChecksumError(f"cannot read dataset file {path}: {err}", REBUILD_FIX) from err
 
 
+def unpack_modes(arrays: Mapping[str, np.ndarray], width: int, file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Padded ``(n, width)`` targets and mask from ragged ``mode_offsets`` (n + 1) + ``frequencies``.
+
+    Raises:
+        DataError: a material holds more modes than ``width``.
+    """
+    counts = np.diff(arrays["mode_offsets"])
+    if counts.max(initial=0) > width:
+        raise DataError(f"{file} holds {counts.max()} modes for one material, more than {width}")
+    mask = np.arange(width)[None, :] < counts[:, None]
+    targets = np.zeros(mask.shape)
+    targets[mask] = arrays["frequencies"]  # row-major fill keeps each material's descending order
+    return targets, mask
+
+
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Deterministic ``.npz`` bytes: members in sorted name order, fixed timestamps, deflate.
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from phonbench.datasets.base import GROUPED_SPLITS, DatasetCard, Fold, PhononData, Split, Task
-from phonbench.datasets.bundled import BundledDataset, LazyStructures, card_files
+from phonbench.datasets.bundled import BundledDataset, LazyStructures, card_files, unpack_modes
 from phonbench.exceptions import DataError
 from phonbench.physics import CHEN_GRID_CM1
 
@@ -161,14 +161,7 @@ class GammaDataset(BundledDataset):
 
     def _load(self) -> PhononData:
         arrays = self.arrays("gamma.npz")
-        offsets = arrays["mode_offsets"]
-        counts = np.diff(offsets)
-        width = GAMMA_TASK.n_outputs
-        if counts.max(initial=0) > width:
-            raise DataError(f"gamma.npz holds {counts.max()} modes for one material, more than {width}")
-        mask = np.arange(width)[None, :] < counts[:, None]
-        targets = np.zeros(mask.shape)
-        targets[mask] = arrays["frequencies"]  # row-major fill keeps each material's descending order
+        targets, mask = unpack_modes(arrays, GAMMA_TASK.n_outputs, "gamma.npz")
         ids = arrays["ids"]
         return PhononData(
             [str(m) for m in ids],
@@ -177,7 +170,7 @@ class GammaDataset(BundledDataset):
             GAMMA_TASK,
             mask=mask,
             extras={
-                "n_atoms": (counts // 3).astype(np.int32),
+                "n_atoms": (mask.sum(axis=1) // 3).astype(np.int32),
                 "lo_to_spread": arrays["lo_to_spread"],
                 "has_neg_fr": arrays["has_neg_fr"],
             },

@@ -35,6 +35,7 @@ from phonbench.datasets.bundled import (
     LazyStructures,
     card_files,
     read_manifest,
+    unpack_modes,
 )
 from phonbench.datasets.petretto import DOS_TASK
 from phonbench.exceptions import ChecksumError, ConfigError, DataError
@@ -193,14 +194,9 @@ class PhonondbGammaDataset(PhonondbBundled):
 
     def _load(self) -> PhononData:
         arrays = self.arrays(self.target_file)
-        counts = np.diff(arrays["mode_offsets"])
-        if counts.max(initial=0) > GAMMA_GAP:
-            raise DataError(f"{self.target_file} holds {counts.max()} modes for one material, more than {GAMMA_GAP}")
-        mask = np.arange(GAMMA_GAP)[None, :] < counts[:, None]
-        targets = np.zeros(mask.shape)
-        targets[mask] = arrays["frequencies"]  # row-major fill keeps each material's descending order
+        targets, mask = unpack_modes(arrays, GAMMA_GAP, self.target_file)
         ids = arrays["ids"]
-        extras = {"n_atoms": (counts // 3).astype(np.int32),
+        extras = {"n_atoms": (mask.sum(axis=1) // 3).astype(np.int32),
                   **{k: arrays[k] for k in ("lo_to_spread", "lo_to_splitting", "has_born", "has_imaginary")}}
         return PhononData([str(m) for m in ids], self.structures(ids), targets, GAMMA_TASK, mask=mask, extras=extras)
 
