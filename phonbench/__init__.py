@@ -4,6 +4,9 @@ Public API (imported lazily so ``import phonbench`` stays cheap)::
 
     from phonbench import DATASETS, MODELS, METRICS, load_dataset, run
     result = run("dummy", "synthetic", seed=0)
+
+    from phonbench import Benchmark          # models trained anywhere: see phonbench.protocol
+    bench = Benchmark("dos", split="tutorial")
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "load_dataset",
     "run",
     "tune",
+    "Benchmark",
     "PhonbenchError",
     "RegistryError",
     "DataError",
@@ -49,3 +53,11 @@ def tune(model: str, dataset: str, **kwargs: Any):
     from phonbench.tuning import tune as _tune
 
     return _tune(model, dataset, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Benchmark":  # lazy: the protocol imports the dataset and metric modules
+        from phonbench.protocol import Benchmark
+
+        return Benchmark
+    raise AttributeError(f"module 'phonbench' has no attribute {name!r}")

@@ -16,6 +16,7 @@ A suite file::
     dataset_params = { size = 200 }  # optional dataset options
     tune = { trials = 10, timeout = 600 }   # optional: tune instead of a default run
     optional = true                  # optional: skip when the dataset's files are absent
+    variant = "short budget"         # optional: its own board row, "model (short budget)"
 
 Progress is kept in ``<out>/bench/<suite>/state.json`` (written atomically after each finished
 entry × seed): rerunning the command skips what is done unless ``rerun=True``.
@@ -38,7 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENTRY_KEYS = {"model", "dataset", "split", "seeds", "folds", "params", "dataset_params", "tune", "data_dir",
-              "optional"}
+              "optional", "variant"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class BenchEntry:
     tune: Mapping[str, Any] | None = None
     data_dir: str | None = None
     optional: bool = False  # skip (with a message) when the dataset's files are not present
+    variant: str | None = None  # board row label for a non-default budget (record tag ``variant:<name>``)
 
     @property
     def label(self) -> str:
@@ -65,6 +67,8 @@ class BenchEntry:
         body = {"model": self.model, "dataset": self.dataset, "split": self.split, "folds": self.folds,
                 "params": dict(self.params), "dataset_params": dict(self.dataset_params),
                 "tune": dict(self.tune) if self.tune else None, "seed": seed}
+        if self.variant:
+            body["variant"] = self.variant
         return json.dumps(body, sort_keys=True)
 
 
@@ -100,7 +104,7 @@ def load_suite(path: str | Path) -> Suite:
             folds=tuple(item["folds"]) if "folds" in item else None,
             params=dict(item.get("params", {})), dataset_params=dict(item.get("dataset_params", {})),
             tune=dict(item["tune"]) if "tune" in item else None, data_dir=item.get("data_dir"),
-            optional=bool(item.get("optional", False)),
+            optional=bool(item.get("optional", False)), variant=item.get("variant"),
         ))
     if not entries:
         raise ConfigError(f"suite {path.name} has no [[entry]] tables", "add at least one entry")
@@ -138,6 +142,7 @@ def plan_suite(suite: Suite, *, out: str | Path, only: list[str] | None = None, 
                                      device=device, out=out, tracking=tracking, tracking_uri=tracking_uri,
                                      save_model=save_models, data_dir=entry.data_dir,
                                      dataset_options=entry.dataset_params, folds=entry.folds,
+                                     tags=("default", f"variant:{entry.variant}") if entry.variant else ("default",),
                                      origin={"suite": suite.name, "entry": number, "label": entry.label},
                                      check_outputs=number == 1 and seed == entry.seeds[0])
                 plan.append((entry, seed, spec, tune))

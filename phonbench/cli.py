@@ -15,6 +15,7 @@ import typer
 
 from phonbench.cli_leaderboard import board_app
 from phonbench.cli_output import learning_curve, metrics_table, print_info, summary_table
+from phonbench.cli_protocol import export_cmd, score_cmd
 from phonbench.exceptions import PhonbenchError
 
 app = typer.Typer(
@@ -25,9 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and export datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(board_app, name="leaderboard")
+app.command("score")(score_cmd)
+data_app.command("export")(export_cmd)
 
 _STATE: dict[str, Any] = {"debug": False}
 

@@ -42,6 +42,8 @@ def leaderboard_build_cmd(
     strict: bool = typer.Option(False, "--strict", help="Fail if any record is rejected."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the PNG figures."),
     force: bool = typer.Option(False, "--force", help="Replace boards in --out built from other records."),
+    reported: Optional[str] = typer.Option(
+        None, "--reported", help="Published results to show (default: <out>/reported.toml if present)."),
 ) -> None:
     """Validate records and build per-dataset tables (md/CSV/JSON) and a static HTML site."""
     from pathlib import Path
@@ -51,7 +53,8 @@ def leaderboard_build_cmd(
 
     check_out_dir(out)
     report = build_leaderboard(Path(records) if records else None, tracking_uri, Path(out),
-                               with_figures=not no_figures, strict=strict, force=force)
+                               with_figures=not no_figures, strict=strict, force=force,
+                               reported=Path(reported) if reported else None)
     console = _console()
     for line in report.lines():
         console.print(line, soft_wrap=True, highlight=False)

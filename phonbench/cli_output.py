@@ -44,8 +44,9 @@ def metrics_table(record):
     from rich.table import Table
 
     ds = record.dataset
-    title = (f"{record.model['name']} on {ds['name']} — split {ds['split']} fold {ds['fold']} "
-             f"(seed {record.seed}, fit {record.timings['fit_s']:.1f} s)")
+    fit_s = record.timings.get("fit_s")
+    fit = f"fit {fit_s:.1f} s" if fit_s is not None else "external model"
+    title = f"{record.model['name']} on {ds['name']} — split {ds['split']} fold {ds['fold']} (seed {record.seed}, {fit})"
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     splits = [s for s in ("valid", "test") if s in record.metrics]

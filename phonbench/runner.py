@@ -104,6 +104,32 @@ class Prepared:
     chosen: list[int]
     metric_names: list[str]
 
+    @property
+    def train_fraction(self) -> float:
+        return self.spec.train_fraction
+
+    @property
+    def dataset_options(self) -> Mapping[str, Any]:
+        return self.spec.dataset_options
+
+
+def check_folds(ds: Dataset, data: PhononData, protocol: Split, chosen: Sequence[int]) -> None:
+    """Every chosen fold index exists and its fold has training and test rows.
+
+    Raises:
+        ConfigError: a fold index outside the split.
+        DataError: a fold without training or test rows (nothing would be scored).
+    """
+    for i in chosen:
+        if not 0 <= i < len(protocol.folds):
+            raise ConfigError(f"fold {i} does not exist in split {protocol.name!r}",
+                              f"use 0..{len(protocol.folds) - 1}")
+        fold = protocol.folds[i]
+        for part in ("train", "test"):
+            if len(getattr(fold, part)) == 0:
+                raise DataError(f"split {protocol.name!r} fold {fold.name} of dataset {ds.name!r} has no {part} "
+                                f"rows ({len(data)} materials)", "use a larger dataset or another --split")
+
 
 def prepare(spec: RunSpec) -> Prepared:
     """Load the spec's data and split; check the chosen folds exist and hold train and test rows.
@@ -117,15 +143,7 @@ def prepare(spec: RunSpec) -> Prepared:
     data = ds.load()
     protocol = ds.split(spec.split, seed=spec.seed)
     chosen = list(range(len(protocol.folds))) if spec.folds is None else list(spec.folds)
-    for i in chosen:
-        if not 0 <= i < len(protocol.folds):
-            raise ConfigError(f"fold {i} does not exist in split {protocol.name!r}",
-                              f"use 0..{len(protocol.folds) - 1}")
-        fold = protocol.folds[i]
-        for part in ("train", "test"):
-            if len(getattr(fold, part)) == 0:
-                raise DataError(f"split {protocol.name!r} fold {fold.name} of dataset {ds.name!r} has no {part} "
-                                f"rows ({len(data)} materials)", "use a larger dataset or another --split")
+    check_folds(ds, data, protocol, chosen)
     return Prepared(spec, model_cls, ds, data, protocol, chosen, list(spec.metrics or ds.card.default_metrics))
 
 

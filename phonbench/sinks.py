@@ -30,10 +30,23 @@ if TYPE_CHECKING:
     from phonbench.spec import RunSpec
 
 
+def dataset_section(prep: Any, fold: Any) -> dict[str, Any]:
+    """The record's ``dataset`` section for ``fold`` of ``prep`` (a :class:`~phonbench.runner.Prepared`
+    or a :class:`~phonbench.protocol.Benchmark`: anything with ``dataset``, ``data``, ``protocol``,
+    ``train_fraction`` and ``dataset_options``)."""
+    card = prep.dataset.card
+    dataset_extra = {"grouping": grouping(prep.protocol, fold)} if prep.protocol.groups is not None else {}
+    return {"name": card.name, "version": card.version, "content_hash": prep.data.content_hash(),
+            "split": prep.protocol.name, "split_seed": prep.protocol.seed, "fold": fold.name,
+            "n_folds": len(prep.protocol.folds), "train_fraction": prep.train_fraction,
+            "sizes": fold.sizes(), "task": card.task.as_dict(),
+            "provider": DATASETS.provider(card.name).as_dict(), "options": dict(prep.dataset_options),
+            **dataset_extra}
+
+
 def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:
     """The :class:`RunRecord` of one fold result (``mlflow_run_id`` is set by the caller)."""
     spec, card, fit = prep.spec, prep.dataset.card, res.fit
-    dataset_extra = {"grouping": grouping(prep.protocol, res.fold)} if prep.protocol.groups is not None else {}
     extra = dict(spec.extra)
     if spec.origin:
         extra["origin"] = dict(spec.origin)
@@ -42,12 +55,7 @@ def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:
         created_at=utc_now(),
         model={"name": prep.model_cls.name, "params": fit.model.params,
                "provider": MODELS.provider(prep.model_cls.name).as_dict(), "n_parameters": fit.model.n_parameters()},
-        dataset={"name": card.name, "version": card.version, "content_hash": prep.data.content_hash(),
-                 "split": prep.protocol.name, "split_seed": prep.protocol.seed, "fold": res.fold.name,
-                 "n_folds": len(prep.protocol.folds), "train_fraction": spec.train_fraction,
-                 "sizes": res.fold.sizes(), "task": card.task.as_dict(),
-                 "provider": DATASETS.provider(card.name).as_dict(), "options": dict(spec.dataset_options),
-                 **dataset_extra},
+        dataset=dataset_section(prep, res.fold),
         seed=spec.seed,
         metrics=res.metrics,
         primary_metric=card.primary_metric,
@@ -178,7 +186,7 @@ class Sinks:
         """Write the summary of a multi-fold run and close its parent MLflow run."""
         summary = path = None
         if len(records) > 1:
-            summary, path = self._write_summary(records)
+            summary, path = write_summary(self.out, records)
         if self.parent_id and self.tracker:
             if summary:
                 flat = {f"{s}_{m}_{k}": v[k] for s, ms in summary["metrics"].items() for m, v in ms.items()
@@ -189,14 +197,16 @@ class Sinks:
             self.open_runs.remove(self.parent_id)
         return summary, path
 
-    def _write_summary(self, records: list[RunRecord]) -> tuple[dict[str, Any], Path]:
-        from phonbench.io import write_json_atomic
 
-        first = records[0]
-        summary = {
-            "model": first.model["name"], "dataset": first.dataset["name"], "split": first.dataset["split"],
-            "seed": first.seed, "runs": [r.run_id for r in records], "primary_metric": first.primary_metric,
-            "metrics": summarize(records), "created_at": utc_now(),
-        }
-        name = f"{first.dataset['name']}-{first.model['name']}-{first.dataset['split']}-{records[-1].run_id[-6:]}"
-        return summary, write_json_atomic(self.out / "summaries" / f"{name}.json", summary)
+def write_summary(out: Path, records: list[RunRecord]) -> tuple[dict[str, Any], Path]:
+    """Write ``<out>/summaries/<name>.json``: mean ± std of every metric over the folds of one run."""
+    from phonbench.io import write_json_atomic
+
+    first = records[0]
+    summary = {
+        "model": first.model["name"], "dataset": first.dataset["name"], "split": first.dataset["split"],
+        "seed": first.seed, "runs": [r.run_id for r in records], "primary_metric": first.primary_metric,
+        "metrics": summarize(records), "created_at": utc_now(),
+    }
+    name = f"{first.dataset['name']}-{first.model['name']}-{first.dataset['split']}-{records[-1].run_id[-6:]}"
+    return summary, write_json_atomic(Path(out) / "summaries" / f"{name}.json", summary)

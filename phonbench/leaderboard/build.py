@@ -24,6 +24,8 @@ from pathlib import Path
 from phonbench.exceptions import ConfigError, DataError
 from phonbench.io import write_bytes_atomic
 from phonbench.leaderboard import collect, figures, render, site
+from phonbench.leaderboard.reported import FILE_NAME as REPORTED_FILE
+from phonbench.leaderboard.reported import load_reported
 from phonbench.leaderboard.tables import Board, build_boards
 
 MANIFEST = ".leaderboard-manifest"
@@ -94,6 +96,7 @@ def generate(boards: list[Board], with_figures: bool = True, warnings: list[str]
 
 GENERATED_SUFFIXES = (".md", ".csv", ".json", ".html", ".png", ".svg", ".css", ".js")
 FINGERPRINT_PREFIX = "# records "
+SOURCE_PREFIX = "# source "
 
 
 def records_fingerprint(runs: list) -> str:
@@ -104,11 +107,26 @@ def records_fingerprint(runs: list) -> str:
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
-def _read_manifest(path: Path) -> tuple[str | None, list[str]]:
-    """(records fingerprint or None, listed files) of a manifest file (missing: ``(None, [])``)."""
+def _read_manifest(path: Path) -> tuple[dict[str, str], list[str]]:
+    """(``{"records": fingerprint, "source": records source}`` as far as stated, listed files) of a
+    manifest file (missing: ``({}, [])``)."""
     lines = path.read_text().split("\n") if path.is_file() else []
-    fingerprint = next((ln[len(FINGERPRINT_PREFIX):].strip() for ln in lines if ln.startswith(FINGERPRINT_PREFIX)), None)
-    return fingerprint, [ln for ln in lines if ln and not ln.startswith("#")]
+    header = {key: ln[len(prefix):].strip() for ln in lines
+              for key, prefix in (("records", FINGERPRINT_PREFIX), ("source", SOURCE_PREFIX)) if ln.startswith(prefix)}
+    return header, [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def records_source(records_dir: Path | None, tracking_uri: str | None, out: Path) -> str:
+    """Where the records came from, as stored in the manifest (a records folder inside ``out`` relative
+    to it, so a moved checkout still matches)."""
+    parts = []
+    if records_dir is not None:
+        path = Path(records_dir).resolve()
+        root = Path(out).resolve()
+        parts.append(path.relative_to(root).as_posix() if root in path.parents or path == root else path.as_posix())
+    if tracking_uri is not None:
+        parts.append(tracking_uri)
+    return " + ".join(parts)
 
 
 def _removable(out: Path, rel: str) -> Path | None:
@@ -130,17 +148,19 @@ def _removable(out: Path, rel: str) -> Path | None:
 
 
 def _sync(out: Path, files: dict[str, bytes], manifest: str, fingerprint: str | None = None,
-          force: bool = False) -> tuple[list[str], list[str]]:
+          force: bool = False, source: str | None = None) -> tuple[list[str], list[str]]:
     """Write changed files, delete files of the previous manifest that are gone; (changed, removed).
 
     With ``fingerprint``, a folder last built from a *different* record set is only overwritten
-    with ``force`` (so a stray ``--out leaderboards`` cannot silently replace the published boards).
+    with ``force`` (so a stray ``--out leaderboards`` cannot silently replace the published boards),
+    unless it was built from the same ``source`` folder (records were added or replaced there).
 
     Raises:
-        ConfigError: different record set without ``force``.
+        ConfigError: different record set from another source without ``force``.
     """
-    old_fingerprint, old = _read_manifest(out / manifest)
-    if fingerprint and old_fingerprint and old_fingerprint != fingerprint and not force:
+    header, old = _read_manifest(out / manifest)
+    same_source = source is not None and header.get("source") == source
+    if fingerprint and header.get("records") not in (None, fingerprint) and not (force or same_source):
         raise ConfigError(f"{out} holds boards built from a different record set",
                           "pass --force to replace them, or build into another --out folder")
     changed = []
@@ -156,8 +176,9 @@ def _sync(out: Path, files: dict[str, bytes], manifest: str, fingerprint: str | 
             path.unlink()
             removed.append(rel)
             _prune_empty(path.parent, out)
-    header = [FINGERPRINT_PREFIX + fingerprint] if fingerprint else []
-    write_bytes_atomic(out / manifest, ("\n".join([*header, *files]) + "\n").encode())
+    lines = [FINGERPRINT_PREFIX + fingerprint] if fingerprint else []
+    lines += [SOURCE_PREFIX + source] if fingerprint and source else []
+    write_bytes_atomic(out / manifest, ("\n".join([*lines, *files]) + "\n").encode())
     return changed, removed
 
 
@@ -175,6 +196,7 @@ def build_leaderboard(
     with_figures: bool = True,
     strict: bool = False,
     force: bool = False,
+    reported: Path | None = None,
 ) -> BuildReport:
     """Collect and validate records, then write tables and the static site under ``out``.
 
@@ -186,6 +208,8 @@ def build_leaderboard(
         with_figures: draw PNG figures (the slow part).
         strict: raise if any record is rejected instead of building from the rest.
         force: overwrite boards in ``out`` that were built from a different record set.
+        reported: published results to show beside the rows (:mod:`.reported`); default
+            ``<out>/reported.toml`` when that file exists.
 
     Raises:
         ConfigError: no source given and ``./phonbench-results`` missing, or ``out`` holds boards
@@ -199,6 +223,9 @@ def build_leaderboard(
         if not Path(RUNS_OUT).is_dir():
             raise ConfigError("no records given", "pass --records DIR or --tracking-uri URI")
         records_dir = Path(RUNS_OUT)
+    if reported is None and (out / REPORTED_FILE).is_file():
+        reported = out / REPORTED_FILE
+    published = load_reported(reported)  # a bad file fails before records are read
     coll = collect.Collection()
     with tempfile.TemporaryDirectory(prefix="phonbench-lb-") as scratch:
         if records_dir is not None:
@@ -221,10 +248,11 @@ def build_leaderboard(
                 "(training-set-size studies) are not ranked")
         if not ranked:
             raise DataError("no run records trained on the full training set", "run without --train-fraction")
-        boards = build_boards(ranked, coll.dataset_notes)
+        boards = build_boards(ranked, coll.dataset_notes, published)
         files = generate(boards, with_figures, report.warnings)
     out.mkdir(parents=True, exist_ok=True)
-    report.changed, report.removed = _sync(out, files, MANIFEST, records_fingerprint(coll.runs), force)
+    report.changed, report.removed = _sync(out, files, MANIFEST, records_fingerprint(coll.runs), force,
+                                           records_source(records_dir, tracking_uri, out))
     report.files = list(files)
     report.datasets = [b.slug for b in boards]
     return report

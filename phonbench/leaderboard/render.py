@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import math
+from dataclasses import asdict
 from typing import Any
 
+from phonbench.leaderboard.reported import Reported
 from phonbench.leaderboard.tables import BASELINE, TIER_RULE, Board, Row, Table
 
 DASH = "–"
@@ -55,6 +57,36 @@ def row_cells(table: Table, row: Row) -> list[str]:
     return cells
 
 
+def reported_cells(table: Table, entry: Reported, mark: int) -> list[str]:
+    """Display cells of a reported entry: no rank or tier, the primary metric only, a footnote mark."""
+    value = fmt(entry.value) if entry.std is None else f"{fmt(entry.value)} ± {fmt(entry.std, 2)}"
+    cells = [DASH, "reported", f"{entry.label} [{mark}]", DASH, value]
+    return cells + [DASH] * (len(table.metrics) - 1) + [DASH, DASH, DASH]
+
+
+def reported_notes(table: Table) -> list[str]:
+    """Footnotes ``[n] model: citation — protocol (note); source`` of a table's reported entries."""
+    notes = []
+    for mark, entry in enumerate(table.reported, start=1):
+        text = f"[{mark}] {entry.model}: {entry.citation} — {entry.protocol.rstrip('.')}."
+        if not entry.comparable:
+            text += f" Not directly comparable: {entry.note}"
+        elif entry.note:
+            text += f" {entry.note}"
+        notes.append(text + (f" (source: {entry.source})" if entry.source else ""))
+    if notes:
+        notes.insert(0, "Rows marked *reported* are published numbers, not re-run here: they have no rank or "
+                        "tier and stand after the phonbench rows that score at least as well.")
+    return notes
+
+
+def display_cells(table: Table) -> list[list[str]]:
+    """Cells of every display row (ranked rows with reported entries interleaved)."""
+    marks = {id(e): i for i, e in enumerate(table.reported, start=1)}
+    return [reported_cells(table, r, marks[id(r)]) if isinstance(r, Reported) else row_cells(table, r)
+            for r in table.display_rows]
+
+
 def headers(table: Table) -> list[str]:
     return ["Rank", "Tier", "Model", "Runs"] + [metric_header(table, m) for m in table.metrics] + [
         "Fit time (s)", "Parameters", "Hardware"]
@@ -85,8 +117,8 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
         lines += [f"Task: {task['kind']} `{task.get('target', '')}` ({task['unit']}); test-split metrics as mean ± "
                   f"std over runs; ranked by **{table.primary}** ({'lower' if table.direction == 'minimize' else 'higher'}"
                   " is better).", ""]
-        lines += _md_table(headers(table), [row_cells(table, r) for r in table.rows]) + [""]
-        for note in table.notes + [TIER_RULE]:
+        lines += _md_table(headers(table), display_cells(table)) + [""]
+        for note in table.notes + [TIER_RULE] + reported_notes(table):
             lines.append(f"- {note}")
         lines.append("")
         for caption, path in (figures or {}).get(table.split, {}).items():
@@ -168,6 +200,7 @@ def board_json(board: Board) -> str:
                 "units": t.units,
                 "notes": t.notes,
                 "rows": [row_dict(t, r) for r in t.rows],
+                **({"reported": [asdict(r) for r in t.reported]} if t.reported else {}),
             }
             for t in board.tables
         ],

@@ -12,7 +12,16 @@ import re
 from html import escape
 from importlib import resources
 
-from phonbench.leaderboard.render import BASELINE, DASH, fmt_mean_std, headers, row_cells
+from phonbench.leaderboard.render import (
+    BASELINE,
+    DASH,
+    fmt_mean_std,
+    headers,
+    reported_cells,
+    reported_notes,
+    row_cells,
+)
+from phonbench.leaderboard.reported import Reported
 from phonbench.leaderboard.tables import TIER_RULE, Board, Row, Table
 
 ASSETS = ("style.css", "sort.js")
@@ -76,12 +85,21 @@ def _row_html(table: Table, row: Row) -> str:
     return f'<tr{cls} data-model="{escape(row.label)}">' + "".join(tds) + "</tr>"
 
 
+def _reported_html(table: Table, entry: Reported, mark: int) -> str:
+    cells = reported_cells(table, entry, mark)
+    tds = "".join(f'<td class="num"{_num_attr(float(entry.value)) if k == 4 else ""}>{escape(c)}</td>'
+                  if k >= 3 else f"<td>{escape(c)}</td>" for k, c in enumerate(cells))
+    return f'<tr class="reported" data-model="{escape(entry.label)}" title="reported, not re-run">{tds}</tr>'
+
+
 def table_html(table: Table, table_id: str) -> list[str]:
-    """A sortable ``<table>`` of ranked rows."""
+    """A sortable ``<table>`` of ranked rows (reported entries interleaved, marked ``tr.reported``)."""
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers(table))
     lines = ['<div class="table-wrap">', f'<table class="sortable leaderboard" id="{escape(table_id)}">',
              f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    lines += [_row_html(table, r) for r in table.rows]
+    marks = {id(e): i for i, e in enumerate(table.reported, start=1)}
+    lines += [_reported_html(table, r, marks[id(r)]) if isinstance(r, Reported) else _row_html(table, r)
+              for r in table.display_rows]
     lines += ["</tbody>", "</table>", "</div>"]
     return lines
 
@@ -103,7 +121,8 @@ def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
                     f"({escape(task['unit'])}). Test-split metrics, mean ± std over runs; ranked by "
                     f"<strong>{escape(table.primary)}</strong> ({better} is better).</p>")
         body += table_html(table, f"table-{safe_name(table.split)}")
-        body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in table.notes + [TIER_RULE]] + ["</ul>"]
+        notes = table.notes + [TIER_RULE] + reported_notes(table)
+        body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in notes] + ["</ul>"]
         for caption, path in figures.get(table.split, []):
             body += ["<figure>", f'<img src="{escape(path)}" alt="{escape(caption)}" loading="eager">',
                      f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]

@@ -17,6 +17,7 @@ import numpy as np
 
 from phonbench.leaderboard import stats
 from phonbench.leaderboard.collect import Run, task_from_record
+from phonbench.leaderboard.reported import Reported, for_table, interleave
 
 BASELINE = "dummy"
 
@@ -76,6 +77,13 @@ class Table:
     units: dict[str, str]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    #: published numbers on this split ("reported, not re-run"; never ranked or tiered), best first
+    reported: list[Reported] = field(default_factory=list)
+
+    @property
+    def display_rows(self) -> list[Row | Reported]:
+        """Rows in rank order with reported entries after the rows that score at least as well."""
+        return interleave(self.rows, self.reported, self.primary, self.direction)
 
     @property
     def best(self) -> Row | None:
@@ -130,16 +138,27 @@ def _hardware(env: dict[str, Any]) -> str:
     return f"{device}, {cpus} CPU" if cpus else str(device)
 
 
+VARIANT_TAG = "variant:"
+
+
 def variant_of(record: dict[str, Any]) -> str:
-    """``tuned`` if the record is tagged so, else ``default``."""
-    return "tuned" if "tuned" in record.get("tags", []) else "default"
+    """The row a record belongs to: ``tuned``, ``external`` (scored with ``phonbench score``), the
+    name of a ``variant:<name>`` tag (a suite entry's non-default budget), else ``default``."""
+    tags = record.get("tags", [])
+    for special in ("tuned", "external"):
+        if special in tags:
+            return special
+    named = [t[len(VARIANT_TAG):] for t in tags if isinstance(t, str) and t.startswith(VARIANT_TAG)]
+    return named[0] if named else "default"
 
 
-def build_boards(runs: list[Run], dataset_notes: dict[str, list[str]] | None = None) -> list[Board]:
+def build_boards(runs: list[Run], dataset_notes: dict[str, list[str]] | None = None,
+                 reported: list[Reported] | None = None) -> list[Board]:
     """Group runs into boards (dataset name + data content hash) and ranked tables (split protocol).
 
     Runs whose options are spelled differently but load the same data (e.g. an explicit default)
-    share a board. Boards are sorted by slug.
+    share a board. Boards are sorted by slug. ``reported`` entries join the tables of their
+    (dataset, split, primary metric) on boards without dataset options.
     """
     groups: dict[tuple[str, str], dict[str, list[Run]]] = {}
     for run in sorted(runs, key=lambda r: r.run_id):
@@ -149,8 +168,11 @@ def build_boards(runs: list[Run], dataset_notes: dict[str, list[str]] | None = N
     for (name, content_hash), by_split in sorted(groups.items()):
         group_runs = [r for rs in by_split.values() for r in rs]
         tables = [make_table(split, by_split[split]) for split in sorted(by_split, key=_natural)]
-        boards.append(Board(name, _common_options(group_runs), tables, list((dataset_notes or {}).get(name, [])),
-                            _card(name), content_hash))
+        options = _common_options(group_runs)
+        for table in tables if not options else []:
+            table.reported = for_table(reported or [], name, table.split, table.primary, table.direction)
+        boards.append(Board(name, options, tables, list((dataset_notes or {}).get(name, [])), _card(name),
+                            content_hash))
     slugs = [b.slug for b in boards]
     for board in boards:
         if slugs.count(board.slug) > 1:  # same name and options, different data

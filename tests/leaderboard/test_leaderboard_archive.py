@@ -159,3 +159,20 @@ def test_build_refuses_to_overwrite_boards_of_another_record_set(records, tmp_pa
     build_leaderboard(records, None, out, with_figures=False)  # the same records rebuild freely
     report = build_leaderboard(fewer, None, out, with_figures=False, force=True)
     assert report.n_runs == 1
+
+
+def test_build_from_the_same_records_folder_after_adding_a_run(records, tmp_path):
+    """`leaderboard add` then `leaderboard build` on the same folder needs no --force."""
+    import shutil
+
+    from phonbench.leaderboard import build_leaderboard
+
+    mine = copy_runs(records, tmp_path / "mine")
+    held_back = sorted((mine / "runs").iterdir())[-1]
+    shutil.move(held_back, tmp_path / held_back.name)
+    out = tmp_path / "boards"
+    first = build_leaderboard(mine, None, out, with_figures=False)
+    shutil.move(tmp_path / held_back.name, mine / "runs" / held_back.name)
+    second = build_leaderboard(mine, None, out, with_figures=False)
+    assert second.n_runs == first.n_runs + 1
+    assert "# source " in (out / ".leaderboard-manifest").read_text()
