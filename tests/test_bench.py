@@ -80,3 +80,19 @@ def test_parallel_suites_do_not_lose_each_others_progress(suite_file, tmp_path):
     import json
 
     assert json.loads(path.read_text())["done"] == {"a": ["r1"], "b": ["r2"]}
+
+
+def test_entry_variant_tags_records_and_makes_its_own_board_row(suite_file, tmp_path):
+    from phonbench.leaderboard.collect import collect_dir
+    from phonbench.leaderboard.tables import build_boards
+
+    text = suite_file.read_text().replace('split = "kfold5"', 'split = "kfold5"\nvariant = "short budget"')
+    suite_file.write_text(text)
+    assert load_suite(suite_file).entries[1].variant == "short budget"
+    run_suite(suite_file, out=tmp_path, tracking=False, log=lambda _: None)
+    runs = collect_dir(tmp_path).runs
+    tagged = [r for r in runs if "variant:short budget" in r.record["tags"]]
+    assert len(tagged) == 2 and all(r.record["dataset"]["split"] == "kfold5" for r in tagged)
+    (board,) = build_boards(runs)
+    kfold = next(t for t in board.tables if t.split == "kfold5")
+    assert [r.label for r in kfold.rows] == ["dummy (short budget)"]
