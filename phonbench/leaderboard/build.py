@@ -86,12 +86,35 @@ def generate(boards: list[Board], with_figures: bool = True, warnings: list[str]
                 files[f"site/{rel}"] = png
                 page_figs.setdefault(table.split, []).append((caption, rel))
                 md_figs.setdefault(table.split, {})[caption] = f"site/{rel}"
+        made = _generalisation_figure(board, warnings) if with_figures else None
+        if made is not None:
+            caption, png = made
+            rel = f"{site.FIGURES_DIR}/{board.slug}/generalisation.png"
+            files[f"site/{rel}"] = png
+            page_figs[""] = [(caption, rel)]
+            md_figs[""] = {caption: f"site/{rel}"}
         files[f"{board.slug}.md"] = render.board_markdown(board, md_figs).encode()
         files[f"{board.slug}.csv"] = render.board_csv(board).encode()
         files[f"{board.slug}.json"] = render.board_json(board).encode()
         files[f"site/{board.slug}.html"] = site.board_html(board, page_figs).encode()
     files["site/index.html"] = site.index_html(boards).encode()
     return dict(sorted(files.items()))
+
+
+def _generalisation_figure(board: Board, warnings: list[str] | None) -> tuple[str, bytes] | None:
+    """(caption, PNG) of the board's in- vs out-of-distribution figure, if it has one."""
+    from phonbench.leaderboard import generalisation
+
+    gen = generalisation.generalisation_table(board)
+    if gen is None:
+        return None
+    try:
+        png = generalisation.figure(gen)
+    except Exception as exc:  # noqa: BLE001 - figures are derived data; the tables still publish
+        if warnings is not None:
+            warnings.append(f"generalisation figure of {board.slug} failed: {exc}")
+        return None
+    return None if png is None else ("Test error per protocol and model (dummy dashed)", png)
 
 
 GENERATED_SUFFIXES = (".md", ".csv", ".json", ".html", ".png", ".svg", ".css", ".js")

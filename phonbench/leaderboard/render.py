@@ -103,7 +103,10 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = None) -> str:
-    """Per-dataset page ``<slug>.md``; ``figures`` maps split → {caption: relative PNG path}."""
+    """Per-dataset page ``<slug>.md``; ``figures`` maps split → {caption: relative PNG path} (the key
+    ``""`` holds the generalisation figure)."""
+    from phonbench.leaderboard import generalisation
+
     lines = [f"# {board.title}", ""]
     if board.card.get("description"):
         lines += [board.card["description"], ""]
@@ -111,6 +114,11 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
         lines += [f"Citation: {board.card['citation']}", ""]
     lines += [f"Interactive page: [site/{board.slug}.html](site/{board.slug}.html) · [all datasets](README.md)", ""]
     lines += [f"- {n}" for n in board.notes] + ([""] if board.notes else [])
+    gen = generalisation.generalisation_table(board)
+    if gen is not None:
+        lines += generalisation.markdown(gen)
+        for caption, path in (figures or {}).get("", {}).items():
+            lines += [f"![{caption}]({path})", ""]
     for table in board.tables:
         task = table.task
         lines += [f"## Split `{table.split}`", ""]
@@ -190,6 +198,7 @@ def board_json(board: Board) -> str:
         "card": board.card,
         "notes": board.notes,
         "tier_rule": TIER_RULE,
+        "generalisation": _generalisation_dict(board),
         "tables": [
             {
                 "split": t.split,
@@ -206,6 +215,18 @@ def board_json(board: Board) -> str:
         ],
     }
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _generalisation_dict(board: Board) -> dict[str, Any] | None:
+    from phonbench.leaderboard import generalisation
+
+    gen = generalisation.generalisation_table(board)
+    if gen is None:
+        return None
+    return {"metric": gen.metric, "unit": gen.unit, "reference": gen.reference, "protocols": gen.protocols,
+            "rows": [{"label": r.label, "model": r.model,
+                      "values": {s: {"mean": _num(v[0]), "std": _num(v[1]), "n": v[2]} for s, v in r.values.items()},
+                      "ratios": {s: _num(r.ratio(s, gen.reference)) for s in gen.protocols}} for r in gen.rows]}
 
 
 def board_csv(board: Board) -> str:

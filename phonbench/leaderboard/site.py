@@ -113,6 +113,7 @@ def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
         body.append(f"<p><small>Citation: {escape(board.card['citation'])}</small></p>")
     if board.notes:
         body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in board.notes] + ["</ul>"]
+    body += _generalisation_html(board, figures.get("", []))
     for table in board.tables:
         task = table.task
         better = "lower" if table.direction == "minimize" else "higher"
@@ -128,6 +129,33 @@ def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
                      f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
     nav = '<a href="index.html">All datasets</a>'
     return _page(f"{board.title} — phonbench leaderboard", body, nav)
+
+
+def _generalisation_html(board: Board, figs: list[tuple[str, str]]) -> list[str]:
+    """The in- vs out-of-distribution section of a dataset page (empty without OOD runs)."""
+    from phonbench.leaderboard import generalisation as g
+
+    gen = g.generalisation_table(board)
+    if gen is None:
+        return []
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(g.describe(gen)))
+    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in g.headers(gen))
+    body = ['<h2 id="generalisation">Generalisation: in- vs out-of-distribution</h2>', f"<p>{text}</p>",
+            '<div class="table-wrap">', '<table class="sortable generalisation" id="table-generalisation">',
+            f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for row in gen.rows:
+        values = [None] + [row.values.get(s, (None,))[0] for s in gen.splits]
+        values += [row.ratio(s, gen.reference) for s in gen.protocols]
+        tds = [f"<td>{escape(c)}</td>" if k == 0 else f'<td class="num"{_num_attr(v)}>{escape(c)}</td>'
+               for k, (c, v) in enumerate(zip(g.row_cells(gen, row), values))]
+        cls = ' class="baseline"' if row.model == BASELINE else ""
+        body.append(f'<tr{cls} data-model="{escape(row.label)}">' + "".join(tds) + "</tr>")
+    body += ["</tbody>", "</table>", "</div>"]
+    for caption, path in figs:
+        body += ['<figure class="generalisation">', f'<img src="{escape(path)}" alt="{escape(caption)}" loading="eager">',
+                 f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+    return body
 
 
 def index_html(boards: list[Board]) -> str:

@@ -193,7 +193,8 @@ def _card(name: str) -> dict[str, str]:
     if name not in DATASETS:
         return {}
     card = DATASETS.get(name).card
-    return {"description": card.description, "citation": card.citation, "version": str(card.version)}
+    return {"description": card.description, "citation": card.citation, "version": str(card.version),
+            "default_split": card.default_split}
 
 
 def make_table(split: str, runs: list[Run]) -> Table:

@@ -36,7 +36,7 @@ def _table(boards, slug, split):
 
 def test_grouping_by_dataset_split_and_model_variant(boards):
     assert sorted(boards) == [MODES, SPEC]
-    assert [t.split for t in boards[SPEC].tables] == ["kfold5", "random"]
+    assert [t.split for t in boards[SPEC].tables] == ["cluster", "kfold5", "random"]
     kfold = _table(boards, SPEC, "kfold5")
     assert sorted(r.label for r in kfold.rows) == ["lb_noisy", "lb_oracle", "lb_oracle (tuned)"]
     random = _table(boards, SPEC, "random")
@@ -90,7 +90,7 @@ def test_missing_dummy_is_noted_not_invented(boards):
 
 def test_markdown_csv_json_outputs(built):
     out, report = built
-    assert report.n_runs == 18 and report.rejected == [] and report.datasets == [MODES, SPEC]
+    assert report.n_runs == 22 and report.rejected == [] and report.datasets == [MODES, SPEC]
     for slug in (MODES, SPEC):
         for ext in ("md", "csv", "json"):
             assert f"{slug}.{ext}" in report.files and (out / f"{slug}.{ext}").is_file()
@@ -106,7 +106,7 @@ def test_markdown_csv_json_outputs(built):
     # every figure linked from the Markdown exists
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / link).is_file(), link
-    rows = list(csv.DictReader(io.StringIO((out / f"{SPEC}.csv").read_text())))
+    rows = [r for r in csv.DictReader(io.StringIO((out / f"{SPEC}.csv").read_text())) if r["split"] != "cluster"]
     assert [(r["split"], r["rank"], r["tier"], r["model"], r["variant"]) for r in rows] == [
         ("kfold5", "1", "1", "lb_oracle", "default"), ("kfold5", "2", "1", "lb_oracle", "tuned"),
         ("kfold5", "3", "2", "lb_noisy", "default"),
@@ -134,7 +134,9 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     random = page[page.index('id="table-random"'):]
     assert random.index('data-model="lb_oracle"') < random.index('data-model="dummy"') < random.index('data-model="lb_noisy"')
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 8  # 2 splits × (parity, errors, DoS quartiles, learning curves)
+    # random, kfold5: parity, errors, DoS quartiles, learning curves; cluster: no learning curves (no
+    # history); and the generalisation figure
+    assert len(images) == 4 + 4 + 3 + 1
     assert all(not src.startswith(("/", "http")) and (site / src).is_file() for src in images)
     assert (site / images[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     modes_page = (site / f"{MODES}.html").read_text()
@@ -243,3 +245,25 @@ def test_boards_group_by_data_content_not_option_spelling(records, tmp_path):
     assert len(hashes) == 2 and "ffffffff" in hashes
     assert sorted(b.slug for b in boards) == sorted(f"{SPEC}-size-80-{h}" for h in hashes)
     assert sum(b.n_runs for b in boards) == 9 and all("data " in b.title for b in boards)
+
+
+def test_generalisation_table_and_figure(boards, built):
+    from phonbench.leaderboard.generalisation import generalisation_table
+
+    gen = generalisation_table(boards[SPEC])
+    assert gen.reference == "random" and gen.protocols == ["cluster"] and gen.metric == "mae"
+    assert [r.label for r in gen.rows] == ["dummy", "lb_noisy"]  # sorted by cluster; lb_oracle has no OOD run
+    noisy = gen.rows[1]
+    random_row = next(r for r in _table(boards, SPEC, "random").rows if r.label == "lb_noisy")
+    assert noisy.values["random"] == random_row.metrics["mae"] and noisy.values["cluster"][2] == 2
+    assert noisy.ratio("cluster", "random") == pytest.approx(noisy.values["cluster"][0] / noisy.values["random"][0])
+    assert generalisation_table(boards[MODES]) is None  # no out-of-distribution runs
+    out, _ = built
+    md = (out / f"{SPEC}.md").read_text()
+    assert "## Generalisation: in- vs out-of-distribution" in md
+    assert re.search(r"^\| lb_noisy \| [0-9.]+ ± [0-9.e-]+ \| [0-9.]+ ± [0-9.e-]+ \| [0-9.]+× \|$", md, re.M)
+    assert (out / "site" / "figures" / SPEC / "generalisation.png").is_file()
+    html = (out / "site" / f"{SPEC}.html").read_text()
+    assert 'id="table-generalisation"' in html and f"figures/{SPEC}/generalisation.png" in html
+    doc = json.loads((out / f"{SPEC}.json").read_text())
+    assert doc["generalisation"]["protocols"] == ["cluster"] and doc["card"]["default_split"] == "random"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phonbench.datasets.base import Dataset, DatasetCard, PhononData, Task
+from phonbench.datasets.base import Dataset, DatasetCard, PhononData, Task, kfold_split
 from phonbench.leaderboard.collect import collect_dir, collect_mlflow, schema_errors
 from phonbench.models.dummy import DummyModel
 from phonbench.records import record_hash
@@ -51,11 +51,16 @@ def _dataset(name: str, kind: str, primary: str, n: int) -> type[Dataset]:
 
     class Tiny(Dataset):
         card = DatasetCard(name=name, description=f"tiny {kind} data for leaderboard tests", task=data.task,
-                           splits=("random", "kfold5"), default_metrics=("mae", "mse", "r2_aggregated"),
+                           splits=("random", "kfold5", "cluster"), default_metrics=("mae", "mse", "r2_aggregated"),
                            primary_metric=primary, version="3")
 
         def _load(self):
             return data
+
+        def _make_split(self, name, seed):
+            if name == "cluster":  # stands in for the out-of-distribution protocol (no structures here)
+                return kfold_split(len(data), seed, name="cluster")
+            return super()._make_split(name, seed)
 
     return Tiny
 
@@ -113,7 +118,8 @@ def make_records(out: Path) -> Path:
     * ``lb_spec`` / ``random``: dummy, lb_oracle, lb_noisy with seeds 0, 1, 2 (pairs → paired t-test);
     * ``lb_spec`` / ``kfold5`` fold 0, seed 0: lb_oracle, lb_oracle tagged ``tuned`` with the same
       params (identical predictions) and lb_noisy — one pair each, so ties use the bootstrap; no dummy;
-    * ``lb_modes`` / ``random`` seeds 0, 1: dummy, lb_oracle, lb_noisy (ranked by r2_aggregated, ↑).
+    * ``lb_modes`` / ``random`` seeds 0, 1: dummy, lb_oracle, lb_noisy (ranked by r2_aggregated, ↑);
+    * ``lb_spec`` / ``cluster`` (an out-of-distribution split name) folds 0, 1: dummy and lb_noisy.
     """
     for seed in (0, 1, 2):
         for model in ("dummy", "lb_oracle", "lb_noisy"):
@@ -123,6 +129,8 @@ def make_records(out: Path) -> Path:
     for seed in (0, 1):
         for model in ("dummy", "lb_oracle", "lb_noisy"):
             run(model, MODES, out=out, tracking=False, plots=False, seed=seed)
+    for model in ("dummy", "lb_noisy"):
+        run(model, SPEC, split="cluster", folds=[0, 1], out=out, tracking=False, plots=False, seed=0)
     return out
 
 
@@ -171,7 +179,7 @@ def _rewrite(run_dir: Path, edit) -> None:
 def test_collects_every_valid_record_sorted(records):
     coll = collect_dir(records)
     assert coll.rejected == [] and coll.warnings == []
-    assert len(coll.runs) == 9 + 3 + 6
+    assert len(coll.runs) == 9 + 3 + 6 + 4
     assert [r.run_id for r in coll.runs] == sorted(r.run_id for r in coll.runs)
     run0 = next(r for r in coll.runs if r.record["dataset"]["split"] == "kfold5")
     ids, y, p, m = run0.predictions.part("test")

@@ -67,15 +67,19 @@ def test_index_renders_overview_rows(browser_report):
     (table,) = index["tables"]
     assert table["visible"] and table["headers"][:5] == ["Dataset", "Split", "Task", "Primary metric", "Best model"]
     assert [(r[0], r[1], r[4]) for r in table["rows"]] == [
-        (MODES, "random", "lb_oracle"), (SPEC, "kfold5", "lb_oracle"), (SPEC, "random", "lb_oracle")]
+        (MODES, "random", "lb_oracle"), (SPEC, "cluster", "dummy"), (SPEC, "kfold5", "lb_oracle"),
+        (SPEC, "random", "lb_oracle")]
     (sort,) = index["sorts"]  # already ascending by dataset: the second click reverses
-    assert sort["after_two_clicks"]["rows"] == [SPEC, SPEC, MODES] and sort["after_two_clicks"]["aria"] == "descending"
+    assert sort["after_two_clicks"]["rows"] == [SPEC, SPEC, SPEC, MODES]
+    assert sort["after_two_clicks"]["aria"] == "descending"
 
 
 def test_dataset_page_tables_render_with_expected_rows(browser_report):
     page = browser_report[0]["page"]
     tables = {t["id"]: t for t in page["tables"]}
-    assert sorted(tables) == ["table-kfold5", "table-random"] and all(t["visible"] for t in tables.values())
+    assert sorted(tables) == ["table-cluster", "table-generalisation", "table-kfold5", "table-random"]
+    assert all(t["visible"] for t in tables.values())
+    assert [r[0] for r in tables["table-generalisation"]["rows"]] == ["dummy", "lb_noisy"]
     rows = tables["table-random"]["rows"]
     assert [r[:4] for r in rows] == [["1", "1", "lb_oracle", "3"], ["2", "2", "dummy", "3"], ["3", "3", "lb_noisy", "3"]]
     assert [r[2] for r in tables["table-kfold5"]["rows"]] == ["lb_oracle", "lb_oracle (tuned)", "lb_noisy"]
@@ -98,7 +102,8 @@ def test_clicking_headers_sorts_rows(browser_report):
 def test_figures_load_and_nothing_external_is_requested(browser_report):
     report, site, shots = browser_report
     images = report["page"]["images"]
-    assert len(images) == 8
+    assert len(images) == 12  # 3 splits' figures (no learning curves on cluster) + the generalisation figure
+    assert any(img["src"].endswith(f"figures/{SPEC}/generalisation.png") for img in images), images
     for img in images:
         assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
     assert report["js_errors"] == []
