@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DPI = 120
 PLOTS_DIR = "plots"
 SPLIT_COLORS = {"train": "tab:blue", "valid": "tab:green", "test": "tab:orange"}
+MEMBER_STYLES = ("-", "--", ":", "-.")  # training curves: line style per ensemble member
 
 
 # ---------------------------------------------------------------------- figure plumbing
@@ -214,15 +215,91 @@ def plot_dos_quartiles(
     return Path(path)
 
 
+def history_members(history: Sequence[Mapping[str, Any]]) -> list[tuple[Any, list[Mapping[str, Any]]]]:
+    """``history`` split by ensemble member: ``[(member, entries), ...]`` in order of first appearance.
+
+    Ensembles train their members one after another, each restarting at epoch 1, and tag every entry
+    with ``member`` (0, 1, ...); entries without ``member`` are one member (``None``).
+    """
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in history:
+        groups.setdefault(row.get("member"), []).append(row)
+    return list(groups.items())
+
+
+def member_style(member: Any) -> str:
+    """Line style of an ensemble member (solid for member 0 and for histories without members)."""
+    return MEMBER_STYLES[member % len(MEMBER_STYLES)] if isinstance(member, int) else MEMBER_STYLES[0]
+
+
+def loss_axis_label(keys: Sequence[str], losses: Sequence[str] = ()) -> str:
+    """y-axis label of training curves: the keys and the training loss, e.g. ``train_loss / valid_loss (L1)``.
+
+    ``losses`` are the models' ``loss`` params (``l1``, ``mse``); without any, only the keys are named.
+    """
+    names = " / ".join(keys) if keys else "loss"
+    losses = sorted({str(v).upper() for v in losses if v})
+    return f"{names} ({', '.join(losses)})" if losses else names
+
+
+def draw_training_lines(ax: Any, history: Sequence[Mapping[str, Any]], keys: Sequence[str],
+                        colors: Mapping[str, Any], **style: Any) -> list[Any]:
+    """Draw one line per (key, ensemble member) of ``history`` on ``ax``: loss vs epoch.
+
+    Colour by key (``colors``), line style by member (:func:`member_style`), so an ensemble's members
+    are separate curves rather than one line jumping back to epoch 1. Entries without a numeric value
+    for a key are skipped. ``style`` goes to ``ax.plot`` (lw, alpha). Returns the members drawn.
+    """
+    members = []
+    for member, rows in history_members(history):
+        drawn = False
+        for key in keys:
+            rows_k = [row for row in rows if isinstance(row.get(key), (int, float))]
+            if not rows_k:
+                continue
+            epochs = [row.get("epoch", j) for j, row in enumerate(rows_k)]
+            ax.plot(epochs, [float(row[key]) for row in rows_k], color=colors.get(key), ls=member_style(member),
+                    **style)
+            drawn = True
+        if drawn:
+            members.append(member)
+    return members
+
+
+def finish_training_axes(ax: Any, keys: Sequence[str], colors: Mapping[str, Any], members: Sequence[Any],
+                         losses: Sequence[str] = (), legend_loc: str = "best", **legend_kw: Any) -> None:
+    """Axes of training curves: log y when every drawn value is positive, "epoch" and
+    :func:`loss_axis_label` labels, and a legend with one colour entry per key plus one line-style
+    entry per ensemble member ("member 0", "member 1", ...) when there is more than one member.
+    """
+    from matplotlib.lines import Line2D
+
+    values = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    if values and all(len(v) and np.all(v > 0) for v in values):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(loss_axis_label(keys, losses))
+    handles = [Line2D([], [], color=colors.get(key), ls="-", label=key) for key in keys]
+    distinct = list(dict.fromkeys(members))
+    if len(distinct) > 1:
+        handles += [Line2D([], [], color="0.35", ls=member_style(m), label=f"member {m}") for m in distinct]
+    ax.legend(handles=handles, loc=legend_loc, **legend_kw)
+
+
 def plot_training_history(
-    history: Sequence[Mapping[str, float]], path: str | Path, keys: Sequence[str] | None = None
+    history: Sequence[Mapping[str, Any]], path: str | Path, keys: Sequence[str] | None = None, *,
+    loss: str | None = None, title: str = "",
 ) -> Path:
-    """Per-epoch curves (default: every ``*_loss`` key, e.g. train_loss and valid_loss).
+    """Training curves: per-epoch values of ``keys`` (default: every ``*_loss`` key, e.g. train_loss
+    and valid_loss), one line per key and ensemble member (members restart at epoch 1).
 
     Args:
-        history: per-epoch dicts with ``epoch`` and metric values (``Model.history``).
+        history: per-epoch dicts with ``epoch``, metric values and, for ensembles, ``member``
+            (``Model.history``).
         path: output PNG.
         keys: which keys to draw.
+        loss: the training loss (the model's ``loss`` param, e.g. ``l1``), named on the y-axis.
+        title: prefix of the figure title ("<title>: training curves").
 
     Raises:
         DataError: empty history or none of ``keys`` present.
@@ -234,19 +311,12 @@ def plot_training_history(
     keys = [k for k in keys if any(k in row for row in history)]
     if not keys:
         raise DataError("the training history has none of the requested keys", "pass keys=[...] present in it")
-    positive = all(float(row[k]) > 0 for row in history for k in keys if k in row)
+    colors = {key: SPLIT_COLORS.get(key.split("_")[0]) for key in keys}
     with figure(path, (5.5, 4.0)) as (_, axes):
         ax = axes[0, 0]
-        for key in keys:
-            rows = [row for row in history if key in row]
-            epochs = [row.get("epoch", j) for j, row in enumerate(rows)]
-            split = key.split("_")[0]
-            ax.plot(epochs, [float(row[key]) for row in rows], lw=1.5, color=SPLIT_COLORS.get(split), label=key)
-        if positive:
-            ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=8)
+        members = draw_training_lines(ax, history, keys, colors, lw=1.5)
+        finish_training_axes(ax, keys, colors, members, [loss] if loss else (), fontsize=8)
+        ax.set_title(f"{title}: training curves" if title else "Training curves", fontsize=10)
     return Path(path)
 
 
@@ -298,7 +368,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     Figures: ``parity_test.png`` (or the last predicted split), ``errors_histogram.png`` (per-material
     MSE for spectra, MAE otherwise, all predicted splits), ``dos_quartiles.png`` (spectra) and
-    ``training_history.png`` (models with per-epoch losses).
+    ``training_history.png`` (training curves of models with per-epoch losses).
     """
     from phonbench.records import read_record
 
@@ -324,7 +394,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                                             out_dir / "dos_quartiles.png", ids=part["ids"], grid_unit=task.grid_unit))
     history = record.get("history") or []
     if any(k.endswith("_loss") for row in history for k in row):
-        paths.append(plot_training_history(history, out_dir / "training_history.png"))
+        loss = (record["model"].get("params") or {}).get("loss")
+        paths.append(plot_training_history(history, out_dir / "training_history.png", loss=loss, title=title))
     return paths
 
 

@@ -8,6 +8,9 @@ import pytest
 from phonbench.exceptions import DataError
 from phonbench.learning_curves import learning_curve_table, plot_learning_curve
 from phonbench.plots import (
+    draw_training_lines,
+    finish_training_axes,
+    loss_axis_label,
     per_material_errors,
     plot_dos_quartiles,
     plot_error_histograms,
@@ -68,6 +71,46 @@ def test_array_plots_are_png_and_deterministic(tmp_path):
         assert data == b.read_bytes(), a.name
     with pytest.raises(DataError, match="empty"):
         plot_training_history([], tmp_path / "x.png")
+
+
+def ensemble_history(members=2, epochs=4):
+    """An ensemble's history as training records it: members one after another, each from epoch 1."""
+    return [{"epoch": e, "member": m, "train_loss": 1.0 / e + m, "valid_loss": 1.5 / e + m, "lr": 0.01}
+            for m in range(members) for e in range(1, epochs + 1)]
+
+
+def _axes():
+    from matplotlib.figure import Figure
+
+    return Figure().subplots()
+
+
+def test_training_curves_draw_one_line_per_member_and_key(tmp_path):
+    keys = ["train_loss", "valid_loss"]
+    colors = {"train_loss": "tab:blue", "valid_loss": "tab:green"}
+    ax = _axes()
+    assert draw_training_lines(ax, ensemble_history(), keys, colors) == [0, 1]
+    lines = ax.get_lines()
+    assert len(lines) == 4  # 2 keys x 2 members, no line from member 0's last epoch back to epoch 1
+    assert all(np.all(np.diff(line.get_xdata()) > 0) for line in lines)
+    assert sorted(list(line.get_xdata()) for line in lines) == [[1, 2, 3, 4]] * 4
+    assert {line.get_linestyle() for line in lines} == {"-", "--"}
+    finish_training_axes(ax, keys, colors, [0, 1], ["l1"])
+    assert ax.get_ylabel() == "train_loss / valid_loss (L1)" and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == keys + ["member 0", "member 1"]
+    assert len(ax.get_lines()) == 4  # legend proxies are not drawn lines
+
+    single = _axes()  # no ``member`` key: one member, no member legend entries
+    plain = [{k: v for k, v in row.items() if k != "member"} for row in ensemble_history(1)]
+    members = draw_training_lines(single, plain, keys, colors)
+    finish_training_axes(single, keys, colors, members)
+    assert len(single.get_lines()) == 2 and single.get_ylabel() == "train_loss / valid_loss"
+    assert [t.get_text() for t in single.get_legend().get_texts()] == keys
+    assert loss_axis_label([], ["mse", "l1", None]) == "loss (L1, MSE)"
+
+    a = plot_training_history(ensemble_history(), tmp_path / "a.png", loss="l1", title="e3nn on x")
+    b = plot_training_history(ensemble_history(), tmp_path / "b.png", loss="l1", title="e3nn on x")
+    assert a.read_bytes().startswith(PNG) and a.read_bytes() == b.read_bytes()
 
 
 def test_parity_ignores_padding(tmp_path):

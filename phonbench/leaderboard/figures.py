@@ -10,7 +10,10 @@ errors and quartile picks are shared with it):
 * ``dos_quartiles`` (spectrum tasks): for each model, one test material per quartile of the
   per-material MSE — the material closest to the quartile's median — true vs predicted spectrum
   (as Chen et al., Adv. Sci. 2021, Fig. 2d);
-* ``learning_curves``: every ``*loss`` key of each run's per-epoch history (when present).
+* ``training_curves``: every ``*loss`` key of each run's per-epoch history (when present), one line
+  per run, key and ensemble member (members restart at epoch 1; see
+  :func:`phonbench.plots.draw_training_lines`). Learning curves in the sense of error vs training-set
+  size are :mod:`phonbench.learning_curves`.
 
 PNG bytes depend only on the inputs: fixed style and font (DejaVu Sans, bundled with matplotlib),
 fixed size and dpi, and ``metadata={"Software": None}`` so no version string is embedded.
@@ -200,40 +203,39 @@ def _loss_keys(row: Row) -> list[str]:
                    if k.endswith("loss") and isinstance(h[k], (int, float))})
 
 
-def learning_curves(table: Table) -> bytes | None:
-    """Per-epoch ``*loss`` curves of every run, one panel per model row that has history."""
+def draw_training_panel(ax: Any, row: Row) -> None:
+    """One row's training curves on ``ax``: every ``*loss`` key vs epoch for each run, one line per
+    (run, key, ensemble member); colour by key, line style by member (members restart at epoch 1).
+    The y-axis names the keys and the runs' ``loss`` params; the legend lists the keys and, when
+    there is more than one member, "member 0", "member 1", ...
+    """
+    from phonbench.plots import draw_training_lines, finish_training_axes
+
+    keys = _loss_keys(row)
+    colors = {key: COLORS[k % len(COLORS)] for k, key in enumerate(keys)}
+    members: list[Any] = []
+    for run in row.runs:
+        members += draw_training_lines(ax, run.record.get("history", []), keys, colors, lw=1.0, alpha=0.8)
+    losses = [(r.record.get("model", {}).get("params") or {}).get("loss") for r in row.runs]
+    finish_training_axes(ax, keys, colors, members, [v for v in losses if v], legend_loc="upper right")
+    ax.set_title(f"{row.label} ({len(row.runs)} runs)")
+
+
+def training_curves(table: Table) -> bytes | None:
+    """Training curves (per-epoch losses, :func:`draw_training_panel`), one panel per model row that
+    has a history."""
     rows = [r for r in table.rows if _loss_keys(r)]
     if not rows:
         return None
-
-    def draw(ax, i):
-        row = rows[i]
-        positive = True
-        for k, key in enumerate(_loss_keys(row)):
-            for j, run in enumerate(row.runs):
-                hist = [h for h in run.record.get("history", []) if isinstance(h.get(key), (int, float))]
-                if not hist:
-                    continue
-                x = [h.get("epoch", n) for n, h in enumerate(hist)]
-                y = [float(h[key]) for h in hist]
-                positive &= all(v > 0 for v in y)
-                ax.plot(x, y, color=COLORS[k % len(COLORS)], lw=1.0, alpha=0.8, ls="-" if k % 2 == 0 else "--",
-                        label=key if j == 0 else None)
-        if positive:
-            ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_title(f"{row.label} ({len(row.runs)} runs)")
-        ax.legend(loc="upper right")
-
-    return _render(len(rows), draw, title=f"Learning curves, split `{table.split}`")
+    return _render(len(rows), lambda ax, i: draw_training_panel(ax, rows[i]),
+                   title=f"Training curves, split `{table.split}`")
 
 
 FIGURES: dict[str, tuple[str, Callable[[Table], bytes | None]]] = {
     "parity": ("Parity plot of test predictions", parity),
     "errors": ("Per-material error, train vs test", error_histograms),
     "dos_quartiles": ("Example spectra per error quartile", dos_quartiles),
-    "learning_curves": ("Learning curves", learning_curves),
+    "training_curves": ("Training curves (loss per epoch)", training_curves),
 }
 
 

@@ -134,7 +134,7 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     random = page[page.index('id="table-random"'):]
     assert random.index('data-model="lb_oracle"') < random.index('data-model="dummy"') < random.index('data-model="lb_noisy"')
     images = re.findall(r'<img src="([^"]+)"', page)
-    # random, kfold5: parity, errors, DoS quartiles, learning curves; cluster: no learning curves (no
+    # random, kfold5: parity, errors, DoS quartiles, training curves; cluster: no training curves (no
     # history); and the generalisation figure
     assert len(images) == 4 + 4 + 3 + 1
     assert all(not src.startswith(("/", "http")) and (site / src).is_file() for src in images)
@@ -267,3 +267,30 @@ def test_generalisation_table_and_figure(boards, built):
     assert 'id="table-generalisation"' in html and f"figures/{SPEC}/generalisation.png" in html
     doc = json.loads((out / f"{SPEC}.json").read_text())
     assert doc["generalisation"]["protocols"] == ["cluster"] and doc["card"]["default_split"] == "random"
+
+
+def test_training_curves_panel_separates_ensemble_members():
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+
+    from phonbench.leaderboard.figures import FIGURES, draw_training_panel
+    from phonbench.leaderboard.tables import Row
+
+    history = [{"epoch": e, "member": m, "train_loss": 1.0 / e + m, "valid_loss": 2.0 / e + m}
+               for m in range(2) for e in range(1, 6)]
+    runs = [SimpleNamespace(record={"history": history, "model": {"params": {"loss": "l1"}}}) for _ in range(2)]
+    ax = Figure().subplots()
+    draw_training_panel(ax, Row("e3nn", "default", runs))
+    lines = ax.get_lines()
+    assert len(lines) == 2 * 2 * 2  # runs x keys x members
+    assert all(list(line.get_xdata()) == [1, 2, 3, 4, 5] for line in lines)  # x never decreases
+    assert ax.get_ylabel() == "train_loss / valid_loss (L1)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train_loss", "valid_loss", "member 0", "member 1"]
+    assert FIGURES["training_curves"][0].startswith("Training curves") and "learning_curves" not in FIGURES
+
+    plain = [{k: v for k, v in h.items() if k != "member"} for h in history if h["member"] == 0]
+    ax = Figure().subplots()
+    draw_training_panel(ax, Row("e3nn", "default", [SimpleNamespace(record={"history": plain, "model": {}})]))
+    assert len(ax.get_lines()) == 2 and ax.get_ylabel() == "train_loss / valid_loss"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train_loss", "valid_loss"]

@@ -102,7 +102,7 @@ def test_clicking_headers_sorts_rows(browser_report):
 def test_figures_load_and_nothing_external_is_requested(browser_report):
     report, site, shots = browser_report
     images = report["page"]["images"]
-    assert len(images) == 12  # 3 splits' figures (no learning curves on cluster) + the generalisation figure
+    assert len(images) == 12  # 3 splits' figures (no training curves on cluster) + the generalisation figure
     assert any(img["src"].endswith(f"figures/{SPEC}/generalisation.png") for img in images), images
     for img in images:
         assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
