@@ -392,7 +392,7 @@ def plot_cmd(
     run: str = typer.Argument(..., help="Run id or run directory."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Results dir holding runs/ (for run ids)."),
 ) -> None:
-    """(Re)generate a run's figures: parity, error histograms, DoS quartiles, learning curves."""
+    """(Re)generate a run's figures: parity, error histograms, DoS quartiles, training curves."""
     from phonbench.plots import plot_run
 
     for path in plot_run(_resolve_run(run, out)):

@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,9 @@ import numpy as np
 from phonbench.exceptions import TrackingError
 from phonbench.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions :func:`read_record` accepts (1: before the provenance fields of schema 2)
+READABLE_SCHEMAS = (1, 2)
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.csv"
 PREDICTIONS_ARCHIVE = PREDICTIONS_FILE + ".gz"
@@ -73,6 +74,8 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     predictions_file: str = PREDICTIONS_FILE
+    #: sha256 of the uncompressed predictions CSV text (archives hold it gzipped; same text)
+    predictions_sha256: str | None = None
     schema_version: int = SCHEMA_VERSION
     mlflow_run_id: str | None = None
 
@@ -108,23 +111,15 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def git_commit() -> str | None:
-    """Commit of the phonbench source tree, if it is a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+def environment(device: str, machine_at_start: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions and hardware of this process (torch only if already imported).
 
-
-def environment(device: str) -> dict[str, Any]:
-    """Versions and hardware of this process (torch only if already imported)."""
+    Schema 2 adds ``cpu_model``, ``torch_threads``, ``load_average`` (at the start of the run when
+    ``machine_at_start`` is given), ``libraries`` (every field library's version) and ``git_dirty``.
+    """
     from importlib import metadata
+
+    from phonbench.provenance import git_state, library_versions, machine_state
 
     def version(dist: str) -> str | None:
         try:
@@ -132,6 +127,7 @@ def environment(device: str) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return None
 
+    git = git_state()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -141,7 +137,10 @@ def environment(device: str) -> dict[str, Any]:
         "numpy": np.__version__,
         "torch": sys.modules["torch"].__version__ if "torch" in sys.modules else version("torch"),
         "device": device,
-        "git_commit": git_commit(),
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        **(machine_at_start or machine_state()),
+        "libraries": library_versions(),
     }
 
 
@@ -187,8 +186,10 @@ def write_run(
 ) -> Path:
     """Write ``runs/<run_id>/`` atomically (temp dir + rename) and return its path.
 
-    ``write_extra(tmp_dir)`` may add files (e.g. the fitted model) before the rename.
+    ``write_extra(tmp_dir)`` may add files (e.g. the fitted model) before the rename. The record
+    gets the sha256 of ``predictions_csv`` (``predictions_sha256``) before it is hashed and written.
     """
+    record.predictions_sha256 = hashlib.sha256(predictions_csv.encode()).hexdigest()
     runs = Path(out_dir) / "runs"
     run_id = safe_run_id(record.run_id)
     final = runs / run_id
@@ -224,9 +225,10 @@ def read_record(path: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise TrackingError(f"cannot read run record {path}: {exc}", "check the path") from exc
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_SCHEMAS:
         raise TrackingError(
-            f"record {path} has schema version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+            f"record {path} has schema version {data.get('schema_version')!r}, expected one of {READABLE_SCHEMAS}",
+            "upgrade phonbench to read it",
         )
     if data.get("record_hash") != record_hash(data):
         raise TrackingError(f"record {path} was modified after it was written (hash mismatch)",
@@ -265,7 +267,7 @@ def read_predictions_text(run_dir: str | Path) -> str:
             return gzip.decompress(path.read_bytes()).decode()
         except (gzip.BadGzipFile, EOFError) as exc:
             raise OSError(f"{path.name} is not a valid gzip file ({exc})") from exc
-    return path.read_text()
+    return path.read_bytes().decode()  # no newline translation: the text its sha256 was taken of
 
 
 def archive_run(run_dir: str | Path, records_dir: str | Path, replace: bool = False) -> Path:

@@ -157,16 +157,23 @@ class FoldResult:
     metrics: dict[str, dict[str, float]]
     total_s: float
     warnings: list[str] = field(default_factory=list)
+    #: CPU model, torch threads and load average when the fold started (:mod:`phonbench.provenance`)
+    machine: dict[str, Any] = field(default_factory=dict)
 
 
 def fit_fold(prep: Prepared, index: int) -> FoldResult:
     """Fit and score fold ``index`` of ``prep`` (train fraction applied) and return the result."""
+    from phonbench.provenance import machine_state
+
     spec = prep.spec
     fold = subsample_train(prep.protocol.folds[index], spec.train_fraction, spec.seed)
+    machine = machine_state()
     t_start = time.perf_counter()
     fit = fit_and_predict(prep.model_cls, spec.params, prep.data, fold, seed=spec.seed, device=spec.device)
     scores = score_splits(fit, prep.metric_names)
-    return FoldResult(index, fold, fit, scores, time.perf_counter() - t_start)
+    # the threads the fit itself used (PHONBENCH_NUM_THREADS / the model's setting), else torch's now
+    machine["torch_threads"] = getattr(fit.model, "threads_used", None) or machine_state()["torch_threads"]
+    return FoldResult(index, fold, fit, scores, time.perf_counter() - t_start, machine=machine)
 
 
 @dataclass

@@ -21,6 +21,7 @@ of plugin datasets publishable on a machine without the plugin.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import tempfile
@@ -93,6 +94,7 @@ class Predictions:
     y_true: np.ndarray
     y_pred: np.ndarray
     mask: np.ndarray | None
+    sha256: str = ""  # of the uncompressed CSV text
 
     def part(self, split: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, y_true, y_pred, mask)`` of one split; the mask is all-True when absent."""
@@ -180,7 +182,8 @@ def read_predictions(path: Path, n_outputs: int) -> Predictions:
         RecordRejected: missing file, wrong columns, unknown split names or unparsable values.
     """
     try:
-        rows = list(csv.reader(io.StringIO(read_predictions_text(path), newline="")))
+        text = read_predictions_text(path)
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except OSError as exc:
         raise RecordRejected(f"cannot read {PREDICTIONS_FILE}: {exc.strerror or exc}") from exc
     if not rows:
@@ -207,7 +210,8 @@ def read_predictions(path: Path, n_outputs: int) -> Predictions:
         mask = np.array([[x == "1" for x in r[2 + 2 * d :]] for r in body], dtype=bool).reshape(-1, d) if has_mask else None
     except ValueError as exc:
         raise RecordRejected(f"{PREDICTIONS_FILE} has a non-numeric value ({exc})") from exc
-    return Predictions([r[0] for r in body], splits, values[:, :d], values[:, d:], mask)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Predictions([r[0] for r in body], splits, values[:, :d], values[:, d:], mask, digest)
 
 
 def check_consistency(record: dict[str, Any], pred: Predictions) -> None:
@@ -247,6 +251,9 @@ def check_consistency(record: dict[str, Any], pred: Predictions) -> None:
             raise RecordRejected(
                 f"{PREDICTIONS_FILE} gives test {name} = {again:.6g} but the record says {value:.6g}"
             )
+    # last, so the checks above name what is wrong; this one catches any other edit (schema 2 records)
+    if record.get("predictions_sha256") and record["predictions_sha256"] != pred.sha256:
+        raise RecordRejected(f"{PREDICTIONS_FILE} is not the file the record was written with (sha256 differs)")
 
 
 def task_from_record(record: dict[str, Any]):

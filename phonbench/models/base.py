@@ -73,6 +73,9 @@ class Model(ABC):
         self.task: Task | None = None
         #: per-epoch metrics of the last fit (list of dicts with at least ``epoch``)
         self.history: list[dict[str, float]] = []
+        #: why training stopped, one dict per trained network (``member``, ``epochs_run``,
+        #: ``best_epoch``, ``stopped_by``); empty for models without epochs
+        self.stops: list[dict[str, Any]] = []
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

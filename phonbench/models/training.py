@@ -218,6 +218,7 @@ class TorchModel(Model):
         device = resolve_device(self.device)
         self.device_used = str(device)
         with num_threads_context(self.num_threads), deterministic():
+            self.threads_used = torch.get_num_threads()
             torch.manual_seed(self.seed)
             rng = np.random.default_rng(self.seed)
             train_items = self.featurize(train)
@@ -231,7 +232,7 @@ class TorchModel(Model):
                 valid_batches = self._fixed_batches(valid_items, y_valid, m_valid, device)
             n_members, budget = int(self.params.get("ensemble", 1)), float(self.params.get("max_time_s", 0.0) or 0.0)
             members, best_epochs = [], []
-            self.history = []
+            self.history, self.stops = [], []
             for j in range(n_members):
                 seed = member_seed(self.seed, j)
                 torch.manual_seed(seed)
@@ -274,7 +275,7 @@ class TorchModel(Model):
         compiling = compile_wanted(p.get("compile"), device, epochs)
         step_module = compile_module(module, self.name) if compiling else module
         ema = WeightAverage(module, p["ema_decay"]) if float(p.get("ema_decay", 0.0) or 0.0) > 0 else None
-        offset, mine = len(self.history), []
+        offset, mine, reason = len(self.history), [], "epochs reached"
         best_loss, best_state, best_epoch, stale = math.inf, None, None, 0
         label = self.name if member is None else f"{self.name} [{member + 1}/{p['ensemble']}]"
         columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -287,6 +288,7 @@ class TorchModel(Model):
                 if budget and mine:
                     mean_epoch = float(np.mean([h["epoch_time_s"] for h in mine]))
                     if (t0 - start) + mean_epoch > budget:
+                        reason = "time budget (max_time_s)"
                         break
                 if isinstance(sched, BudgetCosine):
                     sched.set_lr(epoch, t0 - start)
@@ -317,10 +319,13 @@ class TorchModel(Model):
                 for cb in callbacks:
                     cb(offset + epoch, dict(record))
                 if patience and stale >= patience:
+                    reason = "early stopping (patience)"
                     break
         if best_state is not None:
             module.load_state_dict(best_state)
         self.best_epoch_ = best_epoch
+        self.stops.append({"member": member or 0, "epochs_run": len(mine), "best_epoch": best_epoch,
+                           "stopped_by": reason})
 
     def _train_epoch(self, module, items, y, mask, opt, ema, rng, device, epoch: int) -> float:
         """One pass over shuffled ``items``; returns the mean training loss (weighted by entries).

@@ -90,7 +90,7 @@ class Noisy(_NoisyTruth):
     default_params = {"noise": 0.5}
 
     def fit(self, train, valid=None, callbacks=()):
-        DummyModel.fit(self, train, valid, callbacks)  # no history: learning curves skip this row
+        DummyModel.fit(self, train, valid, callbacks)  # no history: training curves skip this row
         return self
 
 
@@ -313,3 +313,23 @@ def test_collect_from_mlflow(tmp_path):
     local = collect_dir(tmp_path)
     local.merge(coll)
     assert len(local.runs) == 1 and local.rejected == []
+
+
+def test_any_edit_of_the_predictions_is_caught_by_their_sha256(records, tmp_path):
+    run_dir = _one_run(records, tmp_path, model="lb_noisy")
+    text = (run_dir / "predictions.csv").read_text()
+    train = next(line for line in text.splitlines() if ",train," in line)
+    edited = train.rsplit(",", 1)[0] + ",0.123"  # a train prediction: the test metrics still reproduce
+    (run_dir / "predictions.csv").write_text(text.replace(train, edited))
+    ((_, reason),) = collect_dir(tmp_path / "recs").rejected
+    assert "sha256 differs" in reason
+
+
+def test_schema_2_provenance_in_new_records(records):
+    record = json.loads(next((records / "runs").glob("*/record.json")).read_text())
+    env = record["environment"]
+    assert record["schema_version"] == 2 and len(record["predictions_sha256"]) == 64
+    assert {"cpu_model", "torch_threads", "load_average", "git_dirty", "libraries"} <= set(env)
+    assert env["libraries"]["pymatgen"] and "scikit-learn" in env["libraries"]
+    assert record["model"]["stops"] == []  # the test models have no epochs
+    assert "origin" not in record["extra"]  # Python API runs; the CLI and suites record their command or entry
