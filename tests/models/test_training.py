@@ -282,3 +282,17 @@ def test_task_defaults_are_validated_when_fit_applies_them():
     model = BadScalarDefaults(device="cpu")  # the class defaults themselves are valid
     with pytest.raises(ConfigError, match="unknown loss 'huber'"):
         model.fit(_data(16, 0))
+
+
+def test_why_training_stopped_is_kept_per_network():
+    train, valid = _data(64, 0), _data(32, 1, sign=-1.0)
+    early = ToyMLP({"epochs": 50, "patience": 3}, seed=0, device="cpu").fit(train, valid)
+    (stop,) = early.stops
+    assert stop["stopped_by"] == "early stopping (patience)" and stop["epochs_run"] == len(early.history)
+    assert stop["best_epoch"] == early.best_epoch_
+    full = ToyMLP({"epochs": 3, "patience": 0, "ensemble": 2}, device="cpu").fit(_data(20, 0))
+    assert [(s["member"], s["epochs_run"], s["stopped_by"]) for s in full.stops] == [
+        (0, 3, "epochs reached"), (1, 3, "epochs reached")]
+    capped = ToyMLP({"epochs": 1000, "max_time_s": 1e-6}, device="cpu").fit(_data(20, 0))
+    assert capped.stops[0]["stopped_by"] == "time budget (max_time_s)"
+    assert full.threads_used >= 1
