@@ -80,3 +80,17 @@ def test_metric_metadata():
     assert MSE.direction == "minimize" and R2_AGGREGATED.direction == "maximize"
     assert MAE.unit_for(MODES) == "THz" and MSE.unit_for(MODES) == "(THz)^2"
     assert MSE.better(1.0, 2.0) and R2_AGGREGATED.better(0.9, 0.5)
+
+
+def test_optical_mae_leaves_out_the_three_modes_nearest_zero():
+    from phonbench.metrics import MAE_OPTICAL, optical_mask
+
+    task = Task("modes", 6, "THz", "gamma_frequencies")
+    y = np.array([[9.0, 5.0, 0.1, -0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 7.0, 8.0, 9.0]])
+    m = np.array([[True, True, True, True, True, False], [True, True, True, True, True, True]])
+    assert optical_mask(y, m).tolist() == [[True, True, False, False, False, False],
+                                           [False, False, False, True, True, True]]
+    p = y + np.array([[1.0, 1.0, 50.0, 50.0, 50.0, 50.0], [50.0, 50.0, 50.0, 2.0, 2.0, 2.0]])
+    assert MAE_OPTICAL(y, p, m, task) == pytest.approx((1 + 1 + 2 + 2 + 2) / 5)
+    with pytest.raises(DataError, match="no optical modes"):
+        MAE_OPTICAL(y[:, :3], p[:, :3], np.ones((2, 3), bool), Task("modes", 3, "THz"))

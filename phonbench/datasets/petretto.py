@@ -152,7 +152,7 @@ class GammaDataset(BundledDataset):
         version="1",
         default_split="random",
         splits=("random", "kfold5", *GROUPED_SPLITS),
-        default_metrics=("mae", "r2_aggregated", "mean_frequency_error", "mse"),
+        default_metrics=("mae", "r2_aggregated", "mean_frequency_error", "mse", "mae_optical"),
         primary_metric="mae",
         files=card_files((STRUCTURES_FILE, "gamma.npz")),
         size=1521,
