@@ -77,6 +77,15 @@ def summary_table(summary):
     return table
 
 
+def _agreement_text(agreement: dict) -> str:
+    def fmt(metrics: dict) -> str:
+        return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+    return (f"{agreement['n_compared']} of {agreement['n_shared']} shared materials scored as predictions of "
+            f"Petretto's {agreement['task']} targets: {fmt(agreement['metrics'])}; on the "
+            f"{agreement['n_test']} in its {agreement['test_split']} test split: {fmt(agreement['test_metrics'])}")
+
+
 def print_info(info: dict) -> None:
     from rich.table import Table
 
@@ -105,6 +114,9 @@ def print_info(info: dict) -> None:
     if stats:
         rows.append(("targets", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
                                 f"std {stats['std']:.4g} {stats['unit']}; real entries {stats['mask_fraction']:.1%}"))
+    agreement = info.get("label_agreement")
+    if agreement:
+        rows.append(("vs Petretto", _agreement_text(agreement)))
     checks = info.get("checksums") or {}
     files = ", ".join(f"{f} {'ok' if ok else 'MISMATCH'}" for f, ok in (checks.get("files") or {}).items())
     rows.append(("checksums", f"{checks.get('verdict', 'n/a')}" + (f" ({files})" if files else "")))

@@ -68,7 +68,8 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
         ``files`` (``{file: ok}``) and ``verdict`` (``"ok"``, ``"mismatch"`` or ``"no bundled files"``);
         ``error`` is ``None``, or on a checksum mismatch a one-line message, in which case the data is
         not loaded and ``counts``, ``split``, ``split_descriptions``, ``target_stats`` and
-        ``extras`` are ``None``.
+        ``extras`` are ``None``. Datasets with a second label source (phonondb) add
+        ``label_agreement`` (see :mod:`phonbench.datasets.label_agreement`).
 
     Raises:
         RegistryError: unknown dataset name.
@@ -114,4 +115,15 @@ def dataset_info(dataset: Dataset | str, split: str | None = None, seed: int = 0
         "extras": sorted(data.extras),
         "checksums": {"files": files, "verdict": verdict},
         "error": None,
+        **_agreement(ds),
     }
+
+
+def _agreement(ds: Dataset) -> dict[str, Any]:
+    """``{"label_agreement": ...}`` for datasets that declare an ``agreement_task`` (phonondb), else ``{}``."""
+    task = getattr(ds, "agreement_task", None)
+    if not task:
+        return {}
+    from phonbench.datasets.label_agreement import label_agreement
+
+    return {"label_agreement": label_agreement(task)}

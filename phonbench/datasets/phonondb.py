@@ -162,6 +162,8 @@ class PhonondbDosDataset(PhonondbBundled):
     """51-point max-normalised phonon DoS (the ``dos`` target) of the phonondb materials."""
 
     target_file = "phonondb_dos.npz"
+    #: task of :mod:`phonbench.datasets.label_agreement` shown by ``phonbench data info``
+    agreement_task: ClassVar[str] = "dos"
     bundled_files: ClassVar[tuple[str, ...]] = (STRUCTURES_FILE, "phonondb_dos.npz")
     card = _card("phonondb_dos", "Phonon DoS on 0-1000 cm^-1 (51 points, max-normalised, as 'dos') of the "
                  "phonondb materials (PBEsol, finite displacements)", DOS_TASK, DOS_NOTES,
@@ -187,6 +189,7 @@ class PhonondbGammaDataset(PhonondbBundled):
     """Γ-point phonon frequencies (THz, 3N modes padded to 600) of the phonondb materials."""
 
     target_file = "phonondb_gamma.npz"
+    agreement_task: ClassVar[str] = "gamma"
     bundled_files: ClassVar[tuple[str, ...]] = (STRUCTURES_FILE, "phonondb_gamma.npz")
     card = _card("phonondb_gamma", "Γ-point phonon frequencies (THz, NAC along a*) of the phonondb materials, "
                  "sorted descending and zero-padded with a mask", GAMMA_TASK, GAMMA_NOTES,

@@ -268,3 +268,26 @@ def test_shipped_package_files():
     gamma = PhonondbGammaDataset().load()
     np.testing.assert_array_equal(gamma.mask.sum(axis=1), 3 * gamma.extras["n_atoms"])
     assert sum((package_data_dir() / f).stat().st_size for f in FILES) < 15_000_000
+
+
+def test_label_agreement_with_petretto_is_a_floor_far_below_the_dummy():
+    from phonbench.datasets.label_agreement import label_agreement
+
+    dos = label_agreement("dos")
+    assert dos["n_shared"] >= 1200 and dos["n_compared"] == dos["n_shared"]
+    assert dos["metrics"]["mse"] < 0.1 * 0.0452  # the dos dummy's test MSE
+    assert dos["test_split"] == "tutorial" and 0 < dos["n_test"] <= 189
+    gamma = label_agreement("gamma")
+    assert gamma["metrics"]["mae"] < 0.5 and gamma["metrics"]["mae_optical"] >= gamma["metrics"]["mae"] * 0.9
+
+
+def test_label_agreement_leaves_out_cells_with_other_mode_counts():
+    from phonbench.datasets.base import PhononData, Task
+    from phonbench.datasets.label_agreement import _aligned
+
+    task = Task("modes", 6, "THz")
+    mask = np.array([[True] * 3 + [False] * 3, [True] * 6])
+    petretto = PhononData(["a", "b"], [None, None], np.zeros((2, 6)), task, mask=mask)
+    other = PhononData(["b", "a", "c"], [None] * 3, np.zeros((3, 6)), task, mask=np.array([mask[1], mask[1], mask[1]]))
+    a, b, dropped = _aligned(petretto, other)
+    assert a.tolist() == [1] and b.tolist() == [0] and dropped == 1
