@@ -256,22 +256,7 @@ def build_leaderboard(
         if tracking_uri is not None:
             coll.merge(collect.collect_mlflow(tracking_uri, Path(scratch)))
         report = BuildReport(out, n_runs=len(coll.runs), rejected=sorted(coll.rejected), warnings=list(coll.warnings))
-        if strict and coll.rejected:
-            src, why = report.rejected[0]
-            raise DataError(f"{len(coll.rejected)} records rejected (first: {src}: {why})",
-                            "fix or remove them, or build without --strict")
-        if not coll.runs:
-            hint = f" ({len(coll.rejected)} rejected; first: {report.rejected[0][0]}: {report.rejected[0][1]})" \
-                if coll.rejected else ""
-            raise DataError(f"no valid run records found{hint}", "run `phonbench run` first or check the source")
-        ranked = [r for r in coll.runs if float(r.record["dataset"].get("train_fraction", 1.0)) == 1.0]
-        if len(ranked) < len(coll.runs):
-            report.warnings.append(
-                f"{len(coll.runs) - len(ranked)} runs trained on a fraction of the training set "
-                "(training-set-size studies) are not ranked")
-        if not ranked:
-            raise DataError("no run records trained on the full training set", "run without --train-fraction")
-        boards = build_boards(ranked, coll.dataset_notes, published)
+        boards = build_boards(_ranked_runs(coll, report, strict), coll.dataset_notes, published)
         files = generate(boards, with_figures, report.warnings)
     out.mkdir(parents=True, exist_ok=True)
     report.changed, report.removed = _sync(out, files, MANIFEST, records_fingerprint(coll.runs), force,
@@ -279,6 +264,29 @@ def build_leaderboard(
     report.files = list(files)
     report.datasets = [b.slug for b in boards]
     return report
+
+
+def _ranked_runs(coll: collect.Collection, report: BuildReport, strict: bool) -> list:
+    """The accepted runs that go on boards (full training set); warnings go into ``report``.
+
+    Raises:
+        DataError: a rejection with ``strict``, or nothing left to rank.
+    """
+    if strict and coll.rejected:
+        src, why = report.rejected[0]
+        raise DataError(f"{len(coll.rejected)} records rejected (first: {src}: {why})",
+                        "fix or remove them, or build without --strict")
+    if not coll.runs:
+        hint = f" ({len(coll.rejected)} rejected; first: {report.rejected[0][0]}: {report.rejected[0][1]})" \
+            if coll.rejected else ""
+        raise DataError(f"no valid run records found{hint}", "run `phonbench run` first or check the source")
+    ranked = [r for r in coll.runs if float(r.record["dataset"].get("train_fraction", 1.0)) == 1.0]
+    if len(ranked) < len(coll.runs):
+        report.warnings.append(f"{len(coll.runs) - len(ranked)} runs trained on a fraction of the training set "
+                               "(training-set-size studies) are not ranked")
+    if not ranked:
+        raise DataError("no run records trained on the full training set", "run without --train-fraction")
+    return ranked
 
 
 _LINK = re.compile(r'(?:href|src)="([^"]*)"')
