@@ -225,3 +225,41 @@ def test_worked_example_reads_only_the_export(tmp_path):
     bench = score_csv(tmp_path / "knn.csv", "synthetic", card, dataset_options={**SMALL, "task": "spectrum"})
     (record, _), = bench.recorded.values()
     assert record.model["name"] == "knn-composition" and np.isfinite(record.metrics["test"]["mse"])
+
+
+@pytest.mark.parametrize("edit, says", [
+    ("flip_mask", "differs from the task's mask"),
+    ("drop_masks", None),
+    ("mask_on_spectrum", "without a mask"),
+    ("padding_empty", None),
+])
+def test_modes_mask_columns_in_predictions(tmp_path, edit, says):
+    from phonbench.exchange import mask_columns, read_predictions_csv, table_csv, value_columns
+
+    bench = Benchmark("synthetic", dataset_options={**SMALL, "task": "modes"})
+    test = bench.folds[0].test_inputs
+    task, d = test.task, test.task.n_outputs
+    pred = np.where(test.mask, 1.0, 0.0)
+    lines = table_csv(test.ids, pred, task, test.mask).splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    if edit == "flip_mask":
+        rows[0][1 + d] = "0" if rows[0][1 + d] == "1" else "1"
+    elif edit == "drop_masks":
+        header, rows = header[:1 + d], [r[:1 + d] for r in rows]
+    elif edit == "padding_empty":
+        for r in rows:
+            for j in range(d):
+                if r[1 + d + j] == "0":
+                    r[1 + j] = ""
+    if edit == "mask_on_spectrum":
+        task = bench.dataset.card.task.__class__("spectrum", d, "a.u.", "x", tuple(range(d)), "cm^-1")
+        header = ["id", *value_columns(task), *mask_columns(bench.task)]
+    (tmp_path / "p.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    mask = test.mask if task.kind == "modes" else None
+    if says:
+        with pytest.raises(DataError, match=says):
+            read_predictions_csv(tmp_path / "p.csv", task, test.ids, mask, "here")
+    else:
+        out = read_predictions_csv(tmp_path / "p.csv", task, test.ids, mask, "here")
+        assert np.array_equal(out, pred)
