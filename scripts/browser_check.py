@@ -5,13 +5,22 @@ Drives Chromium through the DevTools protocol over ``--remote-debugging-pipe`` (
 3 and 4, NUL-terminated JSON messages), so nothing but the Python standard library and a Chromium
 binary is needed. For the index page and one dataset page it reports: the rendered rows of every
 sortable table, the row order after clicking column headers once and twice (real mouse events),
-every image with its ``naturalWidth``, JavaScript errors, and every URL the page requested (to
-prove nothing external is loaded). Screenshots of both pages are written to ``--screenshots``.
+every image with its ``naturalWidth``, every figure link (``<a href>`` around an image, loaded as an
+image through the browser), the secondary-metrics checkbox before and after a real click on its label,
+JavaScript errors, and every URL the page requested (to prove nothing external is loaded).
+Screenshots of both pages are written to ``--screenshots``.
+
+With ``--widths 400,1400`` the dataset page is also laid out at each viewport width (set with
+``Emulation.setDeviceMetricsOverride``), screenshotted as ``<page>-<width>.png``, and the
+``getBoundingClientRect()`` of the ``--table``'s Model header (the first one) and primary-metric
+header (``th.primary``) is reported with the window scrolled down to the table but not sideways,
+together with the page's scroll width and the Model header after the table is scrolled sideways to
+its end (the Model column is sticky).
 
 Usage::
 
     python scripts/browser_check.py SITE_DIR --page lb_spec.html --table table-random \
-        --column Model --column r2 --screenshots /tmp/shots [--chromium /usr/bin/chromium]
+        --column Model --column r2 --screenshots /tmp/shots --widths 400,1400 [--chromium /usr/bin/chromium]
 
 Exit status 0 when the browser could be driven (the caller judges the JSON), 2 otherwise.
 """
@@ -135,6 +144,9 @@ class Browser:
                                  session=False)["sessionId"]
         for domain in ("Page", "Runtime", "Network"):
             self.send(f"{domain}.enable")
+        self.set_width(width, height)
+
+    def set_width(self, width: int, height: int = 900) -> None:
         self.send("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
 
@@ -186,6 +198,17 @@ IMAGES_JS = """(async () => {
 })()"""
 
 
+FIGURE_LINKS_JS = """(async () => {
+  const links = Array.from(document.querySelectorAll('a[href]')).filter(a => a.querySelector('img'));
+  return Promise.all(links.map(a => new Promise(done => {
+    const probe = new Image();
+    const report = () => done({href: a.getAttribute('href'), img_src: a.querySelector('img').getAttribute('src'),
+                               loaded: probe.naturalWidth > 0, naturalWidth: probe.naturalWidth});
+    probe.onload = probe.onerror = report;
+    probe.src = a.href;
+  })));
+})()"""
+
 def _table_js(table: str | None) -> str:
     return f"document.getElementById({json.dumps(table)})" if table else "document.querySelector('table.sortable')"
 
@@ -220,6 +243,9 @@ def check_sorting(browser: Browser, table: str | None, column: str) -> dict:
     """Click ``column``'s header twice with the mouse; report the order before and after each click."""
     out = {"table": table, "column": column}
     pos = header_center(browser, table, column)
+    if pos is not None and pos == (0, 0):  # a hidden secondary column: tick the table's checkbox first
+        out["revealed"] = "error" not in secondary_toggle(browser, table)
+        pos = header_center(browser, table, column)
     if pos is None:
         out["error"] = f"no header starting with {column!r}"
         return out
@@ -231,13 +257,72 @@ def check_sorting(browser: Browser, table: str | None, column: str) -> dict:
     return out
 
 
+def _rect_js(name: str) -> str:
+    return (f"const {name} = el => {{ if (!el) return null; const r = el.getBoundingClientRect(); return "
+            "{text: el.textContent.trim(), left: r.left, right: r.right, top: r.top, bottom: r.bottom, "
+            "width: r.width}; };")
+
+
+def secondary_toggle(browser: Browser, table: str | None) -> dict:
+    """Visible ``th.secondary`` headers of ``table`` before and after clicking its checkbox label."""
+    count = f"Array.from({_table_js(table)}.querySelectorAll('th.secondary')).filter(th => th.offsetWidth > 0).length"
+    out = {"total": browser.evaluate(f"{_table_js(table)}.querySelectorAll('th.secondary').length"),
+           "visible_before": browser.evaluate(count)}
+    pos = browser.evaluate(f"""(() => {{
+      const t = {_table_js(table)};
+      const label = t && document.querySelector('label[for="more-' + t.id + '"]');
+      if (!label) return null;
+      label.scrollIntoView({{block: 'center'}});
+      const r = label.getBoundingClientRect();
+      return [r.left + Math.min(r.width / 2, 40), r.top + r.height / 2];
+    }})()""")
+    if pos is None:
+        out["error"] = "no checkbox label for the table"
+        return out
+    browser.click(*pos)
+    out["visible_after_click"] = browser.evaluate(count)
+    return out
+
+
+def layout_at(browser: Browser, url: str, width: int, table: str | None, shot: Path | None) -> dict:
+    """Lay the page out ``width`` CSS px wide; the table's Model and primary headers in the viewport."""
+    browser.set_width(width)
+    browser.navigate(url)
+    if shot is not None:
+        browser.screenshot(shot)
+    out = browser.evaluate(f"""(() => {{
+      {_rect_js("rect")}
+      const t = {_table_js(table)};
+      const wrap = t.closest('.table-wrap');
+      const head = t.tHead.rows[0];
+      window.scrollTo(0, Math.max(0, t.getBoundingClientRect().top + window.scrollY - 40));
+      const out = {{viewport: {{width: document.documentElement.clientWidth, height: window.innerHeight}},
+                   scroll: {{x: window.scrollX, y: window.scrollY}}, page_width: document.documentElement.scrollWidth,
+                   model: rect(head.cells[0]), primary: rect(head.querySelector('th.primary'))}};
+      if (wrap) {{
+        wrap.scrollLeft = wrap.scrollWidth;
+        out.table_scrolled_by = wrap.scrollLeft;
+        out.model_after_table_scroll = rect(head.cells[0]);
+        out.primary_after_table_scroll = rect(head.querySelector('th.primary'));
+        wrap.scrollLeft = 0;
+      }}
+      return out;
+    }})()""")
+    out["width"] = width
+    if shot is not None:
+        out["screenshot"] = str(shot)
+    return out
+
+
 def check_page(browser: Browser, url: str, shot: Path | None, table: str | None, columns: list[str]) -> dict:
     browser.navigate(url)
     out: dict = {"url": url, "title": browser.evaluate("document.title"), "tables": browser.evaluate(TABLES_JS),
-                 "images": browser.evaluate(IMAGES_JS)}
+                 "images": browser.evaluate(IMAGES_JS), "figure_links": browser.evaluate(FIGURE_LINKS_JS)}
     if shot is not None:  # before sorting: the page as generated
         browser.screenshot(shot)
         out["screenshot"] = str(shot)
+    if browser.evaluate(f"!!({_table_js(table)}) && !!{_table_js(table)}.querySelector('th.secondary')"):
+        out["secondary_toggle"] = secondary_toggle(browser, table)
     out["sorts"] = []
     for column in columns:
         browser.navigate(url)  # fresh page: each column starts from the generated order
@@ -245,7 +330,8 @@ def check_page(browser: Browser, url: str, shot: Path | None, table: str | None,
     return out
 
 
-def run(site: Path, page: str, table: str | None, columns: list[str], shots: Path | None, chromium: str) -> dict:
+def run(site: Path, page: str, table: str | None, columns: list[str], shots: Path | None, chromium: str,
+        widths: list[int] = ()) -> dict:
     browser = Browser(chromium)
     try:
         browser.open_page()
@@ -256,6 +342,9 @@ def run(site: Path, page: str, table: str | None, columns: list[str], shots: Pat
                                      shots / "index.png" if shots else None, "overview", ["Dataset"])
         result["page"] = check_page(browser, (site / page).resolve().as_uri(),
                                     shots / Path(page).with_suffix(".png").name if shots else None, table, columns)
+        url = (site / page).resolve().as_uri()
+        result["widths"] = [layout_at(browser, url, w, table, shots / f"{Path(page).stem}-{w}.png" if shots else None)
+                            for w in widths]
         browser.drain()
         result["requests"] = sorted({e["params"]["request"]["url"] for e in browser.events
                                      if e["method"] == "Network.requestWillBeSent"})
@@ -274,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--column", action="append", default=None,
                     help="header (prefix) to click for sorting; repeatable (default: Model)")
     ap.add_argument("--screenshots", type=Path, default=None, help="directory for PNG screenshots")
+    ap.add_argument("--widths", type=lambda v: [int(w) for w in v.split(",") if w], default=[],
+                    help="comma-separated viewport widths (CSS px) to lay the page out at, e.g. 400,1400")
     ap.add_argument("--chromium", default=None, help="Chromium binary (default: $PHONBENCH_CHROMIUM or PATH)")
     args = ap.parse_args(argv)
     binary = find_chromium(args.chromium)
@@ -281,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": "no Chromium binary found"}))
         return 2
     try:
-        result = run(args.site, args.page, args.table, args.column or ["Model"], args.screenshots, binary)
+        result = run(args.site, args.page, args.table, args.column or ["Model"], args.screenshots, binary,
+                     args.widths)
     except (OSError, RuntimeError, TimeoutError) as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 2

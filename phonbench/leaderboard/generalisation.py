@@ -93,7 +93,9 @@ def _cell(value: tuple[float, float, int] | None) -> str:
 
 
 def headers(gen: GenTable) -> list[str]:
-    unit = f" ({gen.unit})" if gen.unit and gen.unit != "1" else ""
+    from phonbench.leaderboard.render import pretty_unit
+
+    unit = f" ({pretty_unit(gen.unit)})" if gen.unit and gen.unit != "1" else ""
     return (["Model", f"{gen.reference} (in-distribution){unit}"] + [f"{s}{unit}" for s in gen.protocols]
             + [f"{s} / {gen.reference}" for s in gen.protocols])
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -15,18 +16,68 @@ from phonbench.leaderboard.tables import BASELINE, TIER_RULE, Board, Row, Table
 DASH = "–"
 
 
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+#: below this fraction of |mean| a spread is floating-point noise of deterministic repeats
+DETERMINISTIC_RTOL = 1e-9
+
+
+def _fixed(x: float, decimals: int) -> str:
+    return f"{x:.{max(decimals, 0)}f}" if decimals > 0 else f"{round(x, decimals):.0f}"
+
+
+def _in_plain_range(x: float) -> bool:
+    return x == 0 or 1e-4 <= abs(x) < 1e5
+
+
 def fmt(x: float | None, digits: int = 4) -> str:
-    """``x`` to ``digits`` significant digits; NaN/None → en dash."""
+    """``x`` to ``digits`` significant digits (trailing zeros dropped); NaN/None → en dash. Fixed-point
+    notation for 0 and 1e-4 ≤ |x| < 1e5 (large values rounded but written out: ``12350``), scientific
+    notation outside."""
     if x is None or not math.isfinite(x):
         return DASH
-    return f"{x:.{digits}g}"
+    if not _in_plain_range(x):
+        return f"{x:.{digits}g}"
+    text = _fixed(x, digits - 1 - math.floor(math.log10(abs(x))) if x else 0)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def fmt_uncertain(mean: float, std: float) -> str:
+    """``mean ± std`` with std rounded to 2 significant digits and the mean to the same decimal place
+    (``0.019150 ± 0.000016``, ``15.33 ± 0.37``, ``324 ± 20``)."""
+    std = float(f"{abs(std):.2g}")
+    if std == 0 or not math.isfinite(std):
+        return fmt(mean)
+    decimals = 1 - math.floor(math.log10(std))
+    if not _in_plain_range(mean) or (mean == 0 and not _in_plain_range(std)):
+        return f"{fmt(mean)} ± {fmt(std, 2)}"
+    return f"{_fixed(mean, decimals)} ± {_fixed(std, decimals)}"
+
+
+def is_deterministic(mean: float, std: float) -> bool:
+    """True when the spread of repeats is 0 or floating-point noise (below 1e-9 × |mean|)."""
+    return std == 0 or abs(std) < DETERMINISTIC_RTOL * abs(mean)
 
 
 def fmt_mean_std(mean: float, std: float, n: int) -> str:
-    """``mean ± std`` (std to 2 significant digits); the mean alone for a single run."""
+    """The mean alone for a single run; ``mean (deterministic)`` when repeats agree to floating-point
+    noise; else :func:`fmt_uncertain`."""
     if not math.isfinite(mean):
         return DASH
-    return fmt(mean) if n <= 1 or not math.isfinite(std) else f"{fmt(mean)} ± {fmt(std, 2)}"
+    if n <= 1 or not math.isfinite(std):
+        return fmt(mean)
+    if is_deterministic(mean, std):
+        return f"{fmt(mean)} (deterministic)"
+    return fmt_uncertain(mean, std)
+
+
+def fmt_seconds(x: float | None) -> str:
+    """Wall-clock seconds: whole seconds from 100 s up (``1,450``), ``< 0.001`` below a millisecond,
+    else 3 significant digits."""
+    if x is None or not math.isfinite(x):
+        return DASH
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return "< 0.001" if 0 <= x < 1e-3 else fmt(x, 3)
 
 
 def fmt_params(values: list[int]) -> str:
@@ -35,10 +86,17 @@ def fmt_params(values: list[int]) -> str:
     return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}–{values[-1]:,}"
 
 
+def pretty_unit(unit: str) -> str:
+    """Typeset a unit for display: ``cm^-1`` → ``cm⁻¹``, ``(a.u.)^2`` → ``a.u.²``, ``THz^2`` → ``THz²``
+    (CSV and JSON keep the raw spelling)."""
+    text = re.sub(r"\^(-?\d+)", lambda m: m.group(1).translate(SUPERSCRIPT), unit)
+    return re.sub(r"\(([A-Za-z.]+)\)(?=[⁰¹²³⁴⁵⁶⁷⁸⁹⁻])", r"\1", text)
+
+
 def metric_header(table: Table, name: str) -> str:
     arrow = "↓" if _direction(name, table) == "minimize" else "↑"
     unit = table.units.get(name) or ""
-    return f"{name} {arrow}" + (f" ({unit})" if unit and unit != "1" else "")
+    return f"{name} {arrow}" + (f" ({pretty_unit(unit)})" if unit and unit != "1" else "")
 
 
 def _direction(name: str, table: Table) -> str:
@@ -49,19 +107,39 @@ def _direction(name: str, table: Table) -> str:
     return METRICS.get(name).direction if name in METRICS else "minimize"
 
 
+def secondary_metrics(table: Table) -> list[str]:
+    """The table's metrics other than the primary one, in table order."""
+    return [m for m in table.metrics if m != table.primary]
+
+
+def headers(table: Table) -> list[str]:
+    """Column headers: Model, the primary metric, Rank, Tier, Runs, the other metrics, fit time,
+    parameters, hardware (the Model and primary columns first so that narrow screens show them)."""
+    return (["Model", metric_header(table, table.primary), "Rank", "Tier", "Runs"]
+            + [metric_header(table, m) for m in secondary_metrics(table)] + ["Fit time (s)", "Parameters", "Hardware"])
+
+
 def row_cells(table: Table, row: Row) -> list[str]:
     """Display cells of a row, in :func:`headers` order."""
-    cells = [str(row.rank) if row.rank else DASH, str(row.tier) if row.tier else DASH, row.label, str(len(row.runs))]
-    cells += [fmt_mean_std(*row.metrics[m]) for m in table.metrics]
-    cells += [fmt(row.timing("fit_s"), 3), fmt_params(row.n_parameters), "; ".join(row.hardware)]
+    cells = [row.label, fmt_mean_std(*row.metrics[table.primary]), str(row.rank) if row.rank else DASH,
+             str(row.tier) if row.tier else DASH, str(len(row.runs))]
+    cells += [fmt_mean_std(*row.metrics[m]) for m in secondary_metrics(table)]
+    cells += [fmt_seconds(row.timing("fit_s")), fmt_params(row.n_parameters), "; ".join(row.hardware)]
     return cells
 
 
+def fmt_reported(entry: Reported) -> str:
+    """A reported value: ``value ± std`` rounded to its uncertainty, the value alone without a std."""
+    if entry.std is None or not math.isfinite(entry.std) or entry.std == 0:
+        return fmt(entry.value)
+    return fmt_uncertain(entry.value, entry.std)
+
+
 def reported_cells(table: Table, entry: Reported, mark: int) -> list[str]:
-    """Display cells of a reported entry: no rank or tier, the primary metric only, a footnote mark."""
-    value = fmt(entry.value) if entry.std is None else f"{fmt(entry.value)} ± {fmt(entry.std, 2)}"
-    cells = [DASH, "reported", f"{entry.label} [{mark}]", DASH, value]
-    return cells + [DASH] * (len(table.metrics) - 1) + [DASH, DASH, DASH]
+    """Display cells of a reported entry, in :func:`headers` order: no rank or tier, the primary metric
+    only, a footnote mark."""
+    cells = [f"{entry.label} [{mark}]", fmt_reported(entry), DASH, "reported", DASH]
+    return cells + [DASH] * len(secondary_metrics(table)) + [DASH, DASH, DASH]
 
 
 def reported_notes(table: Table) -> list[str]:
@@ -85,11 +163,6 @@ def display_cells(table: Table) -> list[list[str]]:
     marks = {id(e): i for i, e in enumerate(table.reported, start=1)}
     return [reported_cells(table, r, marks[id(r)]) if isinstance(r, Reported) else row_cells(table, r)
             for r in table.display_rows]
-
-
-def headers(table: Table) -> list[str]:
-    return ["Rank", "Tier", "Model", "Runs"] + [metric_header(table, m) for m in table.metrics] + [
-        "Fit time (s)", "Parameters", "Hardware"]
 
 
 def _md_escape(text: str) -> str:
@@ -122,7 +195,7 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
     for table in board.tables:
         task = table.task
         lines += [f"## Split `{table.split}`", ""]
-        lines += [f"Task: {task['kind']} `{task.get('target', '')}` ({task['unit']}); test-split metrics as mean ± "
+        lines += [f"Task: {task['kind']} `{task.get('target', '')}` ({pretty_unit(task['unit'])}); test-split metrics as mean ± "
                   f"std over runs; ranked by **{table.primary}** ({'lower' if table.direction == 'minimize' else 'higher'}"
                   " is better).", ""]
         lines += _md_table(headers(table), display_cells(table)) + [""]

@@ -2,12 +2,13 @@
 
 Everything is local and relative (``assets/style.css``, ``assets/sort.js``, ``figures/...``), so
 opening ``index.html`` from disk works and the folder can be copied anywhere. No CDN, no fonts or
-scripts from the network. Sorting: click (or press Enter on) a column header.
+scripts from the network. Sorting: click (or press Enter on) a column header. The split tables
+themselves (sticky Model column, secondary metrics behind a checkbox, figures linking to their
+full-size PNG) are built in :mod:`phonbench.leaderboard.site_tables`.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from html import escape
 from importlib import resources
@@ -16,13 +17,16 @@ from phonbench.leaderboard.render import (
     BASELINE,
     DASH,
     fmt_mean_std,
-    headers,
-    reported_cells,
+    pretty_unit,
     reported_notes,
-    row_cells,
 )
-from phonbench.leaderboard.reported import Reported
-from phonbench.leaderboard.tables import TIER_RULE, Board, Row, Table
+from phonbench.leaderboard.site_tables import (
+    figure_html,
+    generalisation_html,
+    num_attr,
+    table_html,
+)
+from phonbench.leaderboard.tables import TIER_RULE, Board, Table
 
 ASSETS = ("style.css", "sort.js")
 FIGURES_DIR = "figures"
@@ -64,46 +68,6 @@ def _page(title: str, body: list[str], nav: str) -> str:
     ])
 
 
-def _num_attr(x: float | int | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return ""
-    return f' data-value="{x!r}"' if isinstance(x, float) else f' data-value="{x}"'
-
-
-def _row_html(table: Table, row: Row) -> str:
-    cells = row_cells(table, row)
-    values: list[float | int | None] = [row.rank, row.tier, None, len(row.runs)]
-    values += [row.metrics[m][0] for m in table.metrics]
-    values += [row.timing("fit_s"), row.n_parameters[-1] if row.n_parameters else None, None]
-    tds = []
-    for text, value in zip(cells, values):
-        cls = ' class="num"' if value is not None or text == DASH else ""
-        attr = _num_attr(value) if value is not None else ""
-        tds.append(f"<td{cls}{attr}>{escape(text)}</td>")
-    classes = [c for c in (f"tier-{row.tier}" if row.tier else "", "baseline" if row.model == BASELINE else "") if c]
-    cls = f' class="{" ".join(classes)}"' if classes else ""
-    return f'<tr{cls} data-model="{escape(row.label)}">' + "".join(tds) + "</tr>"
-
-
-def _reported_html(table: Table, entry: Reported, mark: int) -> str:
-    cells = reported_cells(table, entry, mark)
-    tds = "".join(f'<td class="num"{_num_attr(float(entry.value)) if k == 4 else ""}>{escape(c)}</td>'
-                  if k >= 3 else f"<td>{escape(c)}</td>" for k, c in enumerate(cells))
-    return f'<tr class="reported" data-model="{escape(entry.label)}" title="reported, not re-run">{tds}</tr>'
-
-
-def table_html(table: Table, table_id: str) -> list[str]:
-    """A sortable ``<table>`` of ranked rows (reported entries interleaved, marked ``tr.reported``)."""
-    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers(table))
-    lines = ['<div class="table-wrap">', f'<table class="sortable leaderboard" id="{escape(table_id)}">',
-             f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    marks = {id(e): i for i, e in enumerate(table.reported, start=1)}
-    lines += [_reported_html(table, r, marks[id(r)]) if isinstance(r, Reported) else _row_html(table, r)
-              for r in table.display_rows]
-    lines += ["</tbody>", "</table>", "</div>"]
-    return lines
-
-
 def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
     """Dataset page; ``figures`` maps split → ``[(caption, path relative to the site root)]``."""
     body = [f"<h1>{escape(board.title)}</h1>"]
@@ -113,49 +77,21 @@ def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
         body.append(f"<p><small>Citation: {escape(board.card['citation'])}</small></p>")
     if board.notes:
         body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in board.notes] + ["</ul>"]
-    body += _generalisation_html(board, figures.get("", []))
+    body += generalisation_html(board, figures.get("", []))
     for table in board.tables:
         task = table.task
         better = "lower" if table.direction == "minimize" else "higher"
         body.append(f'<h2 id="split-{escape(safe_name(table.split))}">Split <code>{escape(table.split)}</code></h2>')
         body.append(f"<p>Task: {escape(task['kind'])} <code>{escape(str(task.get('target', '')))}</code> "
-                    f"({escape(task['unit'])}). Test-split metrics, mean ± std over runs; ranked by "
+                    f"({escape(pretty_unit(task['unit']))}). Test-split metrics, mean ± std over runs; ranked by "
                     f"<strong>{escape(table.primary)}</strong> ({better} is better).</p>")
         body += table_html(table, f"table-{safe_name(table.split)}")
         notes = table.notes + [TIER_RULE] + reported_notes(table)
         body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in notes] + ["</ul>"]
         for caption, path in figures.get(table.split, []):
-            body += ["<figure>", f'<img src="{escape(path)}" alt="{escape(caption)}" loading="eager">',
-                     f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+            body += figure_html(caption, path)
     nav = '<a href="index.html">All datasets</a>'
     return _page(f"{board.title} — phonbench leaderboard", body, nav)
-
-
-def _generalisation_html(board: Board, figs: list[tuple[str, str]]) -> list[str]:
-    """The in- vs out-of-distribution section of a dataset page (empty without OOD runs)."""
-    from phonbench.leaderboard import generalisation as g
-
-    gen = g.generalisation_table(board)
-    if gen is None:
-        return []
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(g.describe(gen)))
-    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in g.headers(gen))
-    body = ['<h2 id="generalisation">Generalisation: in- vs out-of-distribution</h2>', f"<p>{text}</p>",
-            '<div class="table-wrap">', '<table class="sortable generalisation" id="table-generalisation">',
-            f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    for row in gen.rows:
-        values = [None] + [row.values.get(s, (None,))[0] for s in gen.splits]
-        values += [row.ratio(s, gen.reference) for s in gen.protocols]
-        tds = [f"<td>{escape(c)}</td>" if k == 0 else f'<td class="num"{_num_attr(v)}>{escape(c)}</td>'
-               for k, (c, v) in enumerate(zip(g.row_cells(gen, row), values))]
-        cls = ' class="baseline"' if row.model == BASELINE else ""
-        body.append(f'<tr{cls} data-model="{escape(row.label)}">' + "".join(tds) + "</tr>")
-    body += ["</tbody>", "</table>", "</div>"]
-    for caption, path in figs:
-        body += ['<figure class="generalisation">', f'<img src="{escape(path)}" alt="{escape(caption)}" loading="eager">',
-                 f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
-    return body
 
 
 def index_html(boards: list[Board]) -> str:
@@ -173,10 +109,10 @@ def index_html(boards: list[Board]) -> str:
                 f"<td>{escape(table.task['kind'])}</td>",
                 f"<td>{escape(table.primary)}</td>",
                 f"<td>{escape(best.label) if best else DASH}</td>",
-                f'<td class="num"{_num_attr(best.metrics[table.primary][0] if best else None)}>'
+                f'<td class="num"{num_attr(best.metrics[table.primary][0] if best else None)}>'
                 f"{escape(fmt_mean_std(*best.metrics[table.primary])) if best else DASH}</td>",
                 f"<td>{escape(', '.join(r.label for r in table.rows if r.tier == 1)) or DASH}</td>",
-                f'<td class="num"{_num_attr(baseline.metrics[table.primary][0] if baseline else None)}>'
+                f'<td class="num"{num_attr(baseline.metrics[table.primary][0] if baseline else None)}>'
                 f"{escape(fmt_mean_std(*baseline.metrics[table.primary])) if baseline else 'not run'}</td>",
                 f'<td class="num" data-value="{sum(len(r.runs) for r in table.rows)}">'
                 f"{sum(len(r.runs) for r in table.rows)}</td>",

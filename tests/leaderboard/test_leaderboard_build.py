@@ -99,9 +99,13 @@ def test_markdown_csv_json_outputs(built):
     assert "| `random` | mae | lb_oracle |" in readme
     assert "| `kfold5` | mae | lb_oracle |" in readme and "| not run |" in readme
     md = (out / f"{SPEC}.md").read_text()
-    assert "| Rank | Tier | Model | Runs | mae ↓ (a.u.) | mse ↓ ((a.u.)^2) | r2_aggregated ↑ |" in md
-    assert re.search(r"^\| 1 \| 1 \| lb_oracle \| 3 \| 0\.0\d+ ± ", md, re.M)
-    assert re.search(r"^\| 2 \| 2 \| dummy \| 3 \| ", md, re.M)
+    # Model and the primary metric first; units typeset
+    assert "| Model | mae ↓ (a.u.) | Rank | Tier | Runs | mse ↓ (a.u.²) | r2_aggregated ↑ | Fit time (s) |" in md
+    assert re.search(r"^\| lb_oracle \| 0\.0\d+ ± 0\.\d+ \| 1 \| 1 \| 3 \| ", md, re.M)
+    assert re.search(r"^\| dummy \| [^|]+ \| 2 \| 2 \| 3 \| ", md, re.M)
+    modes_md = (out / f"{MODES}.md").read_text()
+    assert "| Model | r2_aggregated ↑ | Rank | Tier | Runs | mae ↓ (THz) | mse ↓ (THz²) |" in modes_md
+    assert "e-0" not in md and "e+0" not in md  # fit times < 1 ms read "< 0.001", no scientific notation
     assert "no `dummy` baseline run" in md
     # every figure linked from the Markdown exists
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
@@ -128,7 +132,7 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     index = (site / "index.html").read_text()
     assert f'<a href="{SPEC}.html">{SPEC}</a>' in index and f'<a href="{MODES}.html">' in index
     page = (site / f"{SPEC}.html").read_text()
-    assert '<table class="sortable leaderboard" id="table-random">' in page
+    assert '<table class="sortable leaderboard sticky-first" id="table-random">' in page
     for label in ("lb_oracle", "dummy", "lb_noisy", "lb_oracle (tuned)"):
         assert f'data-model="{label}"' in page
     random = page[page.index('id="table-random"'):]
@@ -139,6 +143,17 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     assert len(images) == 4 + 4 + 3 + 1
     assert all(not src.startswith(("/", "http")) and (site / src).is_file() for src in images)
     assert (site / images[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every figure opens full size: the image is wrapped in a link to the same PNG
+    assert re.findall(r'<a href="([^"]+)" title="Open full size"><img src="([^"]+)"', page) == [(i, i) for i in images]
+    # Model column first (sticky), primary metric second; the other metrics behind a checkbox
+    head = re.search(r'id="table-random">\s*<thead><tr>(.*?)</tr>', page).group(1)
+    ths = re.findall(r'<th scope="col"(?: class="([^"]*)")?>([^<]*)</th>', head)
+    assert [t for _, t in ths][:5] == ["Model", "mae ↓ (a.u.)", "Rank", "Tier", "Runs"]
+    assert [c for c, _ in ths][:7] == ["model", "primary", "", "", "", "secondary", "secondary"]
+    assert '<input type="checkbox" class="show-secondary" id="more-table-random"' in page
+    assert 'class="sortable generalisation sticky-first"' in page
+    css = (site / "assets" / "style.css").read_text()
+    assert "position: sticky; left: 0" in css and ":not(:checked) ~ .table-wrap .secondary { display: none; }" in css
     modes_page = (site / f"{MODES}.html").read_text()
     assert "dos_quartiles" not in modes_page and "random-parity.png" in modes_page
     assert broken_links(site) == []
@@ -261,7 +276,8 @@ def test_generalisation_table_and_figure(boards, built):
     out, _ = built
     md = (out / f"{SPEC}.md").read_text()
     assert "## Generalisation: in- vs out-of-distribution" in md
-    assert re.search(r"^\| lb_noisy \| [0-9.]+ ± [0-9.e-]+ \| [0-9.]+ ± [0-9.e-]+ \| [0-9.]+× \|$", md, re.M)
+    value = r"[0-9.]+ (?:± [0-9.]+|\(deterministic\))"
+    assert re.search(rf"^\| lb_noisy \| {value} \| {value} \| [0-9.]+× \|$", md, re.M)
     assert (out / "site" / "figures" / SPEC / "generalisation.png").is_file()
     html = (out / "site" / f"{SPEC}.html").read_text()
     assert 'id="table-generalisation"' in html and f"figures/{SPEC}/generalisation.png" in html

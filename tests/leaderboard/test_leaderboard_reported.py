@@ -75,7 +75,8 @@ def test_reported_rows_in_markdown_json_and_site_but_not_ranked(records, tmp_pat
     out = tmp_path / "lb"
     build_leaderboard(records, None, out, with_figures=False, reported=path)
     md = (out / f"{SPEC}.md").read_text()
-    assert "| – | reported | Paper net (reported) [1] |" in md and "A. Author, J. Phon. 1, 1 (2020)" in md
+    assert "| Paper net (reported) [1] | 0.0001 | – | reported | – | – | – | – | – | – |" in md
+    assert "A. Author, J. Phon. 1, 1 (2020)" in md
     assert "Elsewhere" not in md
     board = json.loads((out / f"{SPEC}.json").read_text())
     table = next(t for t in board["tables"] if t["split"] == "random")

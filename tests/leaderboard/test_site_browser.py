@@ -25,6 +25,7 @@ SCRIPT = REPO / "scripts" / "browser_check.py"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 pytestmark = pytest.mark.browser
+WIDTHS = (400, 1400)  # a phone and a laptop
 
 
 def _chromium() -> str | None:
@@ -53,7 +54,8 @@ def browser_report(chromium, records, tmp_path_factory):  # chromium first: skip
     shots = Path(os.environ.get("PHONBENCH_ARTIFACTS") or tmp_path_factory.mktemp("shots")) / "leaderboard-site"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(out / "site"), "--page", f"{SPEC}.html", "--table", "table-random",
-         "--column", "Model", "--column", "r2_aggregated", "--screenshots", str(shots), "--chromium", chromium],
+         "--column", "Model", "--column", "r2_aggregated", "--screenshots", str(shots),
+         "--widths", ",".join(map(str, WIDTHS)), "--chromium", chromium],
         capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -80,9 +82,19 @@ def test_dataset_page_tables_render_with_expected_rows(browser_report):
     assert sorted(tables) == ["table-cluster", "table-generalisation", "table-kfold5", "table-random"]
     assert all(t["visible"] for t in tables.values())
     assert [r[0] for r in tables["table-generalisation"]["rows"]] == ["dummy", "lb_noisy"]
-    rows = tables["table-random"]["rows"]
-    assert [r[:4] for r in rows] == [["1", "1", "lb_oracle", "3"], ["2", "2", "dummy", "3"], ["3", "3", "lb_noisy", "3"]]
-    assert [r[2] for r in tables["table-kfold5"]["rows"]] == ["lb_oracle", "lb_oracle (tuned)", "lb_noisy"]
+    random = tables["table-random"]
+    assert random["headers"][:5] == ["Model", "mae ↓ (a.u.)", "Rank", "Tier", "Runs"]
+    rows = random["rows"]
+    assert [[r[0], *r[2:5]] for r in rows] == [["lb_oracle", "1", "1", "3"], ["dummy", "2", "2", "3"],
+                                               ["lb_noisy", "3", "3", "3"]]
+    assert [r[0] for r in tables["table-kfold5"]["rows"]] == ["lb_oracle", "lb_oracle (tuned)", "lb_noisy"]
+
+
+def test_secondary_metrics_hidden_until_the_checkbox_is_ticked(browser_report):
+    toggle = browser_report[0]["page"]["secondary_toggle"]
+    assert toggle == {"total": 2, "visible_before": 0, "visible_after_click": 2}  # mse, r2_aggregated
+    r2 = next(s for s in browser_report[0]["page"]["sorts"] if s["column"] == "r2_aggregated")
+    assert r2["revealed"] is True  # the sort below clicked a header that the checkbox had to reveal first
 
 
 def test_clicking_headers_sorts_rows(browser_report):
@@ -108,5 +120,33 @@ def test_figures_load_and_nothing_external_is_requested(browser_report):
         assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
     assert report["js_errors"] == []
     assert report["requests"] and all(url.startswith("file://") for url in report["requests"])
-    for name in ("index.png", f"{SPEC}.png"):
+    for name in ("index.png", f"{SPEC}.png", *(f"{SPEC}-{w}.png" for w in WIDTHS)):
         assert (shots / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_figure_links_to_its_full_size_image(browser_report):
+    page = browser_report[0]["page"]
+    links = page["figure_links"]
+    assert sorted(link["href"] for link in links) == sorted(img["src"] for img in page["images"])
+    for link in links:
+        assert link["href"] == link["img_src"] and link["loaded"] and link["naturalWidth"] > 0, link
+
+
+def _inside(rect: dict, viewport: dict) -> bool:
+    return (0 <= rect["left"] < rect["right"] <= viewport["width"]
+            and 0 <= rect["top"] < rect["bottom"] <= viewport["height"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_model_and_primary_metric_fit_the_viewport(browser_report, width):
+    (layout,) = [w for w in browser_report[0]["widths"] if w["width"] == width]
+    viewport = layout["viewport"]
+    assert viewport["width"] == width and layout["scroll"]["x"] == 0
+    assert layout["page_width"] <= width  # only the table scrolls sideways, never the page
+    assert layout["model"]["text"].startswith("Model") and layout["primary"]["text"].startswith("mae")
+    assert _inside(layout["model"], viewport), layout
+    assert _inside(layout["primary"], viewport), layout
+    # sticky Model column: still at the left edge once the table is scrolled to its last column
+    if layout["table_scrolled_by"] > 0:
+        assert layout["model_after_table_scroll"]["left"] == pytest.approx(layout["model"]["left"], abs=1)
+        assert layout["primary_after_table_scroll"]["left"] < layout["primary"]["left"]
