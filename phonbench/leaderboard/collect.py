@@ -110,6 +110,8 @@ class Run:
     record: dict[str, Any]
     predictions: Predictions
     source: str
+    #: the folder holding ``record.json`` and the predictions (read while the build runs)
+    directory: Path | None = None
 
     @property
     def run_id(self) -> str:
@@ -307,7 +309,7 @@ def validate(record_path: Path, source: str, expected_id: str | None, coll: Coll
         if note not in notes:
             notes.append(note)
             coll.warnings.append(note)
-    return Run(data, pred, source)
+    return Run(data, pred, source, record_path.parent)
 
 
 def collect_dir(records_dir: Path) -> Collection:

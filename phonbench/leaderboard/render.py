@@ -178,7 +178,7 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = None) -> str:
     """Per-dataset page ``<slug>.md``; ``figures`` maps split → {caption: relative PNG path} (the key
     ``""`` holds the generalisation figure)."""
-    from phonbench.leaderboard import generalisation
+    from phonbench.leaderboard import evidence, generalisation, protocol_box
 
     lines = [f"# {board.title}", ""]
     if board.card.get("description"):
@@ -202,6 +202,7 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
         for note in table.notes + [TIER_RULE] + reported_notes(table):
             lines.append(f"- {note}")
         lines.append("")
+        lines += protocol_box.markdown(table) + evidence.markdown_evidence(board, table)
         for caption, path in (figures or {}).get(table.split, {}).items():
             lines += [f"![{caption}]({path})", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -23,6 +23,7 @@ from phonbench.leaderboard.render import (
 from phonbench.leaderboard.site_tables import (
     figure_html,
     generalisation_html,
+    link_dois,
     num_attr,
     table_html,
 )
@@ -48,7 +49,9 @@ def figure_path(board: Board, table: Table, kind: str) -> str:
     return f"{FIGURES_DIR}/{board.slug}/{safe_name(table.split)}-{kind}.png"
 
 
-def _page(title: str, body: list[str], nav: str) -> str:
+def page(title: str, body: list[str], nav: str, root: str = "") -> str:
+    """A complete HTML page; ``root`` is the relative path from the page to the site root (``../``
+    for the detail pages one folder down)."""
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -56,42 +59,53 @@ def _page(title: str, body: list[str], nav: str) -> str:
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title>",
-        '<link rel="stylesheet" href="assets/style.css">',
+        f'<link rel="stylesheet" href="{root}assets/style.css">',
         "</head>",
         "<body>",
         f"<nav>{nav}</nav>",
         *body,
-        '<script src="assets/sort.js"></script>',
+        f'<script src="{root}assets/sort.js"></script>',
         "</body>",
         "</html>",
         "",
     ])
 
 
+
 def board_html(board: Board, figures: dict[str, list[tuple[str, str]]]) -> str:
-    """Dataset page; ``figures`` maps split → ``[(caption, path relative to the site root)]``."""
+    """Dataset page; ``figures`` maps split → ``[(caption, path relative to the site root)]``. Model
+    cells link to the rows' detail pages (:mod:`.detail_page`); each split has a protocol box."""
+    from phonbench.leaderboard import evidence, protocol_box
+
     body = [f"<h1>{escape(board.title)}</h1>"]
     if board.card.get("description"):
-        body.append(f"<p>{escape(board.card['description'])}</p>")
+        body.append(f"<p>{link_dois(escape(board.card['description']))}</p>")
     if board.card.get("citation"):
-        body.append(f"<p><small>Citation: {escape(board.card['citation'])}</small></p>")
+        body.append(f"<p><small>Citation: {link_dois(escape(board.card['citation']))}</small></p>")
+    slug = escape(board.slug)
+    body.append(f'<p><small>Download the tables: <a href="{slug}.csv">{slug}.csv</a> · '
+                f'<a href="{slug}.json">{slug}.json</a></small></p>')
     if board.notes:
-        body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in board.notes] + ["</ul>"]
+        body += ['<ul class="notes">'] + [f"<li>{link_dois(escape(n))}</li>" for n in board.notes] + ["</ul>"]
     body += generalisation_html(board, figures.get("", []))
     for table in board.tables:
         task = table.task
         better = "lower" if table.direction == "minimize" else "higher"
-        body.append(f'<h2 id="split-{escape(safe_name(table.split))}">Split <code>{escape(table.split)}</code></h2>')
+        name = safe_name(table.split)
+        body.append(f'<h2 id="split-{escape(name)}">Split <code>{escape(table.split)}</code></h2>')
         body.append(f"<p>Task: {escape(task['kind'])} <code>{escape(str(task.get('target', '')))}</code> "
                     f"({escape(pretty_unit(task['unit']))}). Test-split metrics, mean ± std over runs; ranked by "
-                    f"<strong>{escape(table.primary)}</strong> ({better} is better).</p>")
-        body += table_html(table, f"table-{safe_name(table.split)}")
+                    f"<strong>{escape(table.primary)}</strong> ({better} is better). Click a model for its runs, "
+                    "parameters and files.</p>")
+        links = {id(row): evidence.row_page(board, table, row) for row in table.rows}
+        body += table_html(table, f"table-{name}", links)
         notes = table.notes + [TIER_RULE] + reported_notes(table)
-        body += ['<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in notes] + ["</ul>"]
+        body += ['<ul class="notes">'] + [f"<li>{link_dois(escape(n))}</li>" for n in notes] + ["</ul>"]
+        body += protocol_box.html(table, f"protocol-{name}")
         for caption, path in figures.get(table.split, []):
             body += figure_html(caption, path)
     nav = '<a href="index.html">All datasets</a>'
-    return _page(f"{board.title} — phonbench leaderboard", body, nav)
+    return page(f"{board.title} — phonbench leaderboard", body, nav)
 
 
 def index_html(boards: list[Board]) -> str:
@@ -129,4 +143,4 @@ def index_html(boards: list[Board]) -> str:
     body += ["<h2>Datasets</h2>", "<ul>"]
     body += [f'<li><a href="{escape(b.slug)}.html">{escape(b.title)}</a> ({b.n_runs} runs)</li>' for b in boards]
     body.append("</ul>")
-    return _page("phonbench leaderboards", body, '<a href="index.html">phonbench leaderboards</a>')
+    return page("phonbench leaderboards", body, '<a href="index.html">phonbench leaderboards</a>')

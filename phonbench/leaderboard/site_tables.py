@@ -26,6 +26,24 @@ from phonbench.leaderboard.tables import Board, Row, Table
 
 #: column index of the primary metric in :func:`headers`
 PRIMARY_COLUMN = 1
+#: the one absolute link prefix the site uses: DOIs resolve there
+DOI_RESOLVER = "https://doi.org/"
+_DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>;,()\[\]]+")
+
+
+def doi_of(text: str) -> str | None:
+    """The DOI in ``text`` (``10.1000/xyz``, ``doi:10.1000/xyz`` or a doi.org URL), else ``None``."""
+    found = _DOI.search(text)
+    return found.group(0).rstrip(".") if found else None
+
+
+def link_dois(html_text: str) -> str:
+    """Every DOI in already-escaped HTML text turned into a link to ``https://doi.org/<doi>``."""
+    def link(match: re.Match) -> str:
+        doi = match.group(0).rstrip(".")
+        return f'<a href="{DOI_RESOLVER}{doi}">{doi}</a>{match.group(0)[len(doi):]}'
+
+    return _DOI.sub(link, html_text)
 
 
 def num_attr(x: float | int | None) -> str:
@@ -49,13 +67,16 @@ def _td(text: str, classes: list[str], value: float | int | None = None) -> str:
     return f"<td{_class_attr(classes)}{num_attr(value)}>{escape(text)}</td>"
 
 
-def _row_html(table: Table, row: Row, columns: list[list[str]]) -> str:
+def _row_html(table: Table, row: Row, columns: list[list[str]], href: str | None = None) -> str:
     cells = row_cells(table, row)
     values: list[float | int | None] = [None, row.metrics[table.primary][0], row.rank, row.tier, len(row.runs)]
     values += [row.metrics[m][0] for m in secondary_metrics(table)]
     values += [row.timing("fit_s"), row.n_parameters[-1] if row.n_parameters else None, None]
     tds = [_td(text, cls + (["num"] if value is not None or text == DASH else []), value)
            for text, value, cls in zip(cells, values, columns)]
+    if href is not None:  # the Model cell links to the row's evidence page
+        tds[0] = (f'<td{_class_attr(columns[0])}><a href="{escape(href)}" title="Runs, parameters, files">'
+                  f"{escape(cells[0])}</a></td>")
     classes = [c for c in (f"tier-{row.tier}" if row.tier else "", "baseline" if row.model == BASELINE else "") if c]
     return f'<tr{_class_attr(classes)} data-model="{escape(row.label)}">' + "".join(tds) + "</tr>"
 
@@ -73,9 +94,10 @@ def _thead(names: list[str], columns: list[list[str]]) -> str:
     return f"<thead><tr>{ths}</tr></thead>"
 
 
-def table_html(table: Table, table_id: str) -> list[str]:
+def table_html(table: Table, table_id: str, row_links: dict[int, str] | None = None) -> list[str]:
     """A sortable ``<table>`` of ranked rows (reported entries interleaved, marked ``tr.reported``),
-    preceded by the checkbox that shows the secondary metrics when the table has any."""
+    preceded by the checkbox that shows the secondary metrics when the table has any. ``row_links``
+    maps ``id(row)`` to the href of the row's detail page (its Model cell links there)."""
     columns = column_classes(table)
     lines = ['<div class="board-table">']
     others = secondary_metrics(table)
@@ -89,7 +111,7 @@ def table_html(table: Table, table_id: str) -> list[str]:
               _thead(headers(table), columns), "<tbody>"]
     marks = {id(e): i for i, e in enumerate(table.reported, start=1)}
     lines += [_reported_html(table, r, marks[id(r)], columns) if isinstance(r, Reported)
-              else _row_html(table, r, columns) for r in table.display_rows]
+              else _row_html(table, r, columns, (row_links or {}).get(id(r))) for r in table.display_rows]
     lines += ["</tbody>", "</table>", "</div>", "</div>"]
     return lines
 

@@ -158,7 +158,9 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     assert "dos_quartiles" not in modes_page and "random-parity.png" in modes_page
     assert broken_links(site) == []
     text = "".join(p.read_text() for p in site.rglob("*") if p.suffix in (".html", ".css", ".js"))
-    assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    # the only absolute links allowed are DOIs resolved at doi.org
+    assert "http://" not in text and "//cdn" not in text
+    assert all(url.startswith("https://doi.org/") for url in re.findall(r"https://[^\s\"'<>]*", text))
 
 
 def test_rebuild_is_byte_identical(records, tmp_path):
@@ -179,11 +181,16 @@ def test_stale_files_are_removed_and_other_files_kept(records, tmp_path):
     out = tmp_path / "lb"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    build_leaderboard(records, None, out, with_figures=False)
+    first = build_leaderboard(records, None, out, with_figures=False)
     assert (out / f"{MODES}.md").is_file()
     only_spec = copy_runs(records, tmp_path / "recs", lambda r: r["dataset"]["name"] == SPEC)
     report = build_leaderboard(only_spec, None, out, with_figures=False, force=True)
-    assert sorted(report.removed) == sorted(f"{MODES}.{e}" for e in ("csv", "json", "md")) + [f"site/{MODES}.html"]
+    # the board's tables and page, its row pages, its runs' files and the site's copies of its CSV/JSON
+    gone = sorted(f for f in first.files if MODES in f)
+    assert f"site/{MODES}.html" in gone and f"site/{MODES}/random-dummy.html" in gone and f"site/{MODES}.csv" in gone
+    assert sum(1 for f in gone if f.startswith(f"site/runs/{MODES}-")) == 2 * 6  # record + test predictions each
+    assert sorted(report.removed) == gone
+    assert not (out / "site" / MODES).exists()  # emptied folders are pruned
     assert not (out / f"{MODES}.md").exists() and (out / "keep.txt").read_text() == "mine"
 
 
