@@ -40,6 +40,8 @@ def protocol_box(table: Table) -> Box:
     items = [("Task", task_text(table)), ("Split", split_text(table)), ("±", spread_text(table)),
              ("Hardware", hardware_text(runs)), ("Cores", shared_text(runs)),
              ("Code", evidence.commits_text(runs) if runs else DASH)]
+    if table.task.get("kind") == "modes":
+        items.insert(3, ("Acoustic modes", acoustic_text(table)))
     return Box(items, metric_definitions(table), [budget_cells(row) for row in table.rows])
 
 
@@ -108,6 +110,16 @@ def spread_text(table: Table) -> str:
         text = "sample standard deviation (ddof = 1) over each row's runs: " + "; ".join(
             f"{kind} — {', '.join(labels)}" for kind, labels in groups.items())
     return text + ("; reported rows show the spread their source gives" if table.reported else "")
+
+
+def acoustic_text(table: Table) -> str:
+    """Which rows pin the three acoustic Γ modes at 0 by construction (param ``acoustic_zeros``)."""
+    def pinned(row: Row) -> bool:
+        return any((r.record["model"].get("params") or {}).get("acoustic_zeros") for r in row.runs)
+
+    forced = [row.label for row in table.rows if pinned(row)]
+    text = "forced to 0 THz by " + ", ".join(forced) if forced else "no row forces them to 0"
+    return text + "; the other rows predict them (they count in `mae`, not in `mae_optical`)"
 
 
 def metric_definitions(table: Table) -> list[tuple[str, str]]:

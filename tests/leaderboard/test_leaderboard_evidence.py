@@ -275,3 +275,13 @@ def test_external_row_shows_its_model_card_with_doi_links(records, tmp_path):
 def test_broken_links_allows_only_doi_org(tmp_path):
     (tmp_path / "index.html").write_text('<a href="https://doi.org/10.1/x">a</a> <a href="https://example.org">b</a>')
     assert broken_links(tmp_path) == ["index.html: https://example.org (not a relative link)"]
+
+
+def test_modes_boards_say_which_rows_force_acoustic_zeros(boards):
+    from phonbench.leaderboard.protocol_box import protocol_box
+
+    table = next(t for t in boards[MODES].tables if t.split == "random")
+    items = dict(protocol_box(table).items)
+    assert items["Acoustic modes"].startswith("no row forces them to 0")
+    spec = next(t for t in boards[SPEC].tables if t.split == "random")
+    assert "Acoustic modes" not in dict(protocol_box(spec).items)
