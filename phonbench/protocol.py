@@ -206,6 +206,8 @@ def _external_record(fold: BenchmarkFold, card: ModelCard, metrics: dict[str, di
     from phonbench.sinks import dataset_section
 
     bench = fold.bench
+    dataset = dataset_section(bench, fold.fold)
+    dataset.pop("final_fit", None)  # what an external model was fitted on is the submitter's to state
     scoring_env = environment("cpu")
     env = {"device": card.hardware or "not stated", "cpu_count": None, "scored_with": scoring_env}
     return RunRecord(
@@ -213,7 +215,7 @@ def _external_record(fold: BenchmarkFold, card: ModelCard, metrics: dict[str, di
         created_at=utc_now(),
         model={"name": card.name, "params": {}, "provider": {"distribution": EXTERNAL_TAG, "version": card.version},
                "n_parameters": card.n_parameters, "card": card.as_dict()},
-        dataset=dataset_section(bench, fold.fold),
+        dataset=dataset,
         seed=bench.seed,
         metrics=metrics,
         primary_metric=bench.dataset.card.primary_metric,

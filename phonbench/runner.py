@@ -82,6 +82,11 @@ def score_splits(fit: FitResult, metric_names: Sequence[str]) -> dict[str, dict[
     return out
 
 
+def merge_valid(fold: Fold) -> Fold:
+    """``fold`` with its valid rows moved into train (the ``train+valid`` final fit of a dataset card)."""
+    return Fold(np.sort(np.concatenate([fold.train, fold.valid])), fold.valid[:0], fold.test, fold.name)
+
+
 def subsample_train(fold: Fold, fraction: float, seed: int) -> Fold:
     """``fold`` with a seeded ``fraction`` of its training rows (at least one); others unchanged."""
     if fraction >= 1.0:
@@ -167,6 +172,8 @@ def fit_fold(prep: Prepared, index: int) -> FoldResult:
 
     spec = prep.spec
     fold = subsample_train(prep.protocol.folds[index], spec.train_fraction, spec.seed)
+    if prep.dataset.card.final_fit == "train+valid":
+        fold = merge_valid(fold)
     machine = machine_state()
     t_start = time.perf_counter()
     fit = fit_and_predict(prep.model_cls, spec.params, prep.data, fold, seed=spec.seed, device=spec.device)
@@ -205,7 +212,7 @@ def run_spec(spec: RunSpec, on_fold: Callable[[RunRecord], None] | None = None,
     sinks = Sinks(spec, on_warning)  # opens the MLflow store first: a bad URI fails before training
     prep = prepare(spec)
     result = RunResult([], [], tracking_uri=sinks.tracking_uri)
-    for i in prep.chosen:
+    for i in prep.chosen if prep.dataset.card.final_fit == "train" else []:
         if not len(prep.protocol.folds[i].valid):
             sinks.warn(f"fold {prep.protocol.folds[i].name} has no validation rows: no early stopping, no valid scores")
     sinks.start(prep)

@@ -41,7 +41,7 @@ def dataset_section(prep: Any, fold: Any) -> dict[str, Any]:
             "n_folds": len(prep.protocol.folds), "train_fraction": prep.train_fraction,
             "sizes": fold.sizes(), "task": card.task.as_dict(),
             "provider": DATASETS.provider(card.name).as_dict(), "options": dict(prep.dataset_options),
-            **dataset_extra}
+            "final_fit": card.final_fit, **dataset_extra}
 
 
 def build_record(prep: Prepared, res: FoldResult, run_id: str) -> RunRecord:

@@ -147,3 +147,12 @@ def test_grouped_split_records_say_what_was_held_out(tmp_path):
     assert grouping["kind"] == "chemsys" and grouping["description"]
     assert grouping["distinct_groups"]["test"] == len(grouping["test_groups"]) > 0
     assert sum(grouping["test_groups"].values()) == result.records[0].dataset["sizes"]["test"]
+
+
+def test_matbench_final_fit_on_the_whole_training_fold_reproduces_the_matbench_dummy(tmp_path):
+    """matbench trains the recorded model on train + valid: the dummy gives matbench's 323.98 cm^-1."""
+    result = run("dummy", "matbench_phonons", out=tmp_path, tracking=False, plots=False, save_model=False)
+    assert result.summary["metrics"]["test"]["mae"]["mean"] == pytest.approx(323.98, abs=0.01)
+    record = result.records[0]
+    assert record.dataset["final_fit"] == "train+valid" and record.dataset["sizes"]["valid"] == 0
+    assert "valid" not in record.metrics

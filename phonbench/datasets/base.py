@@ -98,6 +98,9 @@ class DatasetCard:
     files: dict[str, str] = field(default_factory=dict)  # bundled file name -> sha256
     size: int | None = None  # number of materials when known without loading
     notes: str = ""
+    #: what the scored model is fitted on: ``"train"`` (valid held out for early stopping), or
+    #: ``"train+valid"`` (the whole training fold, as matbench does; tuning still selects on valid)
+    final_fit: str = "train"
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -41,6 +41,7 @@ class MatbenchPhononsDataset(BundledDataset):
         "a seeded 10% of each fold's train part is valid.",
     }
     card = DatasetCard(
+        final_fit="train+valid",  # matbench trains the recorded model on the whole training fold
         name="matbench_phonons",
         description="Frequency of the last phonon DoS peak (cm^-1) of 1,265 materials (matbench v0.1)",
         task=MATBENCH_TASK,

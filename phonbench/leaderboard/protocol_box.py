@@ -40,6 +40,7 @@ def protocol_box(table: Table) -> Box:
     items = [("Task", task_text(table)), ("Split", split_text(table)), ("±", spread_text(table)),
              ("Hardware", hardware_text(runs)), ("Cores", shared_text(runs)),
              ("Code", evidence.commits_text(runs) if runs else DASH)]
+    items.insert(3, ("Final fit", final_fit_text(table)))
     if table.task.get("kind") == "modes":
         items.insert(3, ("Acoustic modes", acoustic_text(table)))
     return Box(items, metric_definitions(table), [budget_cells(row) for row in table.rows])
@@ -110,6 +111,25 @@ def spread_text(table: Table) -> str:
         text = "sample standard deviation (ddof = 1) over each row's runs: " + "; ".join(
             f"{kind} — {', '.join(labels)}" for kind, labels in groups.items())
     return text + ("; reported rows show the spread their source gives" if table.reported else "")
+
+
+FINAL_FIT = {"train": "train rows only (valid held out for early stopping)",
+             "train+valid": "the whole training fold, train + valid (as matbench)"}
+
+
+def final_fit_text(table: Table) -> str:
+    """What each row's scored model was fitted on (record ``dataset.final_fit``; older records: train)."""
+    groups: dict[str, list[str]] = {}
+    for row in table.rows:
+        if row.variant == "external":
+            kind = "as its submitter states (external)"
+        else:
+            fits = {str(r.record["dataset"].get("final_fit", "train")) for r in row.runs}
+            kind = " / ".join(FINAL_FIT.get(f, f) for f in sorted(fits))
+        groups.setdefault(kind, []).append(row.label)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{kind}: {', '.join(labels)}" for kind, labels in groups.items())
 
 
 def acoustic_text(table: Table) -> str:

@@ -285,3 +285,20 @@ def test_modes_boards_say_which_rows_force_acoustic_zeros(boards):
     assert items["Acoustic modes"].startswith("no row forces them to 0")
     spec = next(t for t in boards[SPEC].tables if t.split == "random")
     assert "Acoustic modes" not in dict(protocol_box(spec).items)
+
+
+def test_protocol_box_says_what_each_row_was_fitted_on(boards):
+    from phonbench.leaderboard.protocol_box import final_fit_text
+
+    table = next(t for t in boards[SPEC].tables if t.split == "random")
+    assert final_fit_text(table) == "train rows only (valid held out for early stopping)"
+    row = table.rows[0]
+    saved = [dict(r.record["dataset"]) for r in row.runs]
+    try:
+        for r in row.runs:
+            r.record["dataset"]["final_fit"] = "train+valid"
+        text = final_fit_text(table)
+        assert f"the whole training fold, train + valid (as matbench): {row.label}" in text
+    finally:
+        for r, ds in zip(row.runs, saved):
+            r.record["dataset"] = ds
