@@ -40,7 +40,7 @@ def leaderboard_build_cmd(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="Collect records from MLflow."),
     out: str = typer.Option("leaderboards", "--out", "-o", help="Output folder (tables + site/)."),
     strict: bool = typer.Option(False, "--strict", help="Fail if any record is rejected."),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Skip the PNG figures."),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures (PNG and SVG)."),
     force: bool = typer.Option(False, "--force", help="Replace boards in --out built from other records."),
     reported: Optional[str] = typer.Option(
         None, "--reported", help="Published results to show (default: <out>/reported.toml if present)."),

@@ -99,6 +99,37 @@ def quartile_examples(errors: np.ndarray, per_quartile: int = 1) -> list[tuple[i
     return out
 
 
+#: per-material errors spanning more than this many decades are histogrammed on a log x-axis
+LOG_DECADES = 2.0
+
+
+def spans_decades(errors: np.ndarray, decades: float = LOG_DECADES) -> bool:
+    """Whether the positive finite ``errors`` span more than ``decades`` decades (max / min >
+    10**decades), i.e. whether their histogram needs a log x-axis. Zeros and non-finite values are
+    ignored; fewer than two positive values never span anything."""
+    e = np.asarray(errors, dtype=np.float64).ravel()
+    e = e[np.isfinite(e) & (e > 0)]
+    return len(e) >= 2 and float(np.log10(e.max() / e.min())) > decades
+
+
+def error_bins(errors: np.ndarray, bins: int = 25, decades: float = LOG_DECADES) -> tuple[np.ndarray, bool]:
+    """Histogram edges for per-material errors and whether they are log-spaced.
+
+    Log-spaced from the smallest to the largest positive error when :func:`spans_decades`, else
+    ``bins`` linear bins from 0 to the largest error (0..1 without any).
+
+    Returns:
+        ``(edges, log)`` with ``bins + 1`` edges.
+    """
+    e = np.asarray(errors, dtype=np.float64).ravel()
+    e = e[np.isfinite(e)]
+    if spans_decades(e, decades):
+        positive = e[e > 0]
+        return np.geomspace(float(positive.min()), float(positive.max()), bins + 1), True
+    hi = float(e.max()) if len(e) else 0.0
+    return np.linspace(0.0, hi if hi > 0 else 1.0, bins + 1), False
+
+
 # ---------------------------------------------------------------------- individual plots
 def plot_parity(
     y_true: np.ndarray,

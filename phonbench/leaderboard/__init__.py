@@ -3,7 +3,7 @@
 Entry points: :func:`build_leaderboard` (``phonbench leaderboard build``) and :func:`publish_site`
 (``phonbench leaderboard publish``). Modules: :mod:`.collect` (reading and validating records),
 :mod:`.stats` (tie tests, tiers), :mod:`.tables` (grouping, ranking), :mod:`.render` (Markdown/CSV/JSON),
-:mod:`.figures` (matplotlib PNGs), :mod:`.site` (HTML), :mod:`.build` (orchestration).
+:mod:`.figures` (matplotlib PNG + SVG), :mod:`.site` (HTML), :mod:`.build` (orchestration).
 """
 
 from __future__ import annotations

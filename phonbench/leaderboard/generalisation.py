@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from phonbench.leaderboard.tables import BASELINE, Board, Table
+
+if TYPE_CHECKING:
+    from phonbench.leaderboard.figure_canvas import Rendered
 
 OOD_SPLITS = ("chemsys", "cluster", "element")
 SORT_BY = "cluster"
@@ -123,10 +127,10 @@ def markdown(gen: GenTable) -> list[str]:
             *_md_table(headers(gen), [row_cells(gen, r) for r in gen.rows]), ""]
 
 
-def figure(gen: GenTable) -> bytes | None:
+def figure(gen: GenTable) -> Rendered | None:
     """Dot plot: the metric per protocol (x) per model (one marker series each, ± std bars), with the
-    dummy baseline as a dashed grey reference line."""
-    from phonbench.leaderboard.figures import _render
+    dummy baseline as a dashed grey reference line (PNG and SVG, :mod:`.figure_canvas`)."""
+    from phonbench.leaderboard.figure_canvas import render, unit_text
 
     models = [r for r in gen.rows if r.model != BASELINE]
     if not models:
@@ -151,10 +155,10 @@ def figure(gen: GenTable) -> bytes | None:
             ax.plot(dx, [dummy.values[s][0] for s in gen.splits if s in dummy.values], "--", color="0.5",
                     label=f"{BASELINE} (reference)")
         ax.set_xticks(xs, [f"{s}\n(in-dist.)" if s == gen.reference else s for s in gen.splits])
-        ax.set_ylabel(f"test {gen.metric}" + (f" ({gen.unit})" if gen.unit and gen.unit != "1" else ""))
+        ax.set_ylabel(f"test {gen.metric}" + (f" ({unit_text(gen.unit)})" if gen.unit and gen.unit != "1" else ""))
         ax.set_xlim(-0.5, len(xs) - 0.5)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="best", frameon=False, ncol=2)
 
-    return _render(1, draw, ncols=1, panel=(7.5, 3.6), title="In- vs out-of-distribution test error")
+    return render(1, draw, ncols=1, panel=(7.5, 3.6), title="In- vs out-of-distribution test error")
 

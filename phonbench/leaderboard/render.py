@@ -175,9 +175,16 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _md_figure(caption: str, path: str) -> list[str]:
+    """The PNG inline, then a link to its SVG (:func:`.figure_canvas.svg_path`)."""
+    from phonbench.leaderboard.figure_canvas import svg_path
+
+    return [f"![{caption}]({path}) ([SVG]({svg_path(path)}))", ""]
+
+
 def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = None) -> str:
     """Per-dataset page ``<slug>.md``; ``figures`` maps split → {caption: relative PNG path} (the key
-    ``""`` holds the generalisation figure)."""
+    ``""`` holds the generalisation figure; each figure links its SVG too)."""
     from phonbench.leaderboard import evidence, generalisation, protocol_box
 
     lines = [f"# {board.title}", ""]
@@ -191,7 +198,7 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
     if gen is not None:
         lines += generalisation.markdown(gen)
         for caption, path in (figures or {}).get("", {}).items():
-            lines += [f"![{caption}]({path})", ""]
+            lines += _md_figure(caption, path)
     for table in board.tables:
         task = table.task
         lines += [f"## Split `{table.split}`", ""]
@@ -204,7 +211,7 @@ def board_markdown(board: Board, figures: dict[str, dict[str, str]] | None = Non
         lines.append("")
         lines += protocol_box.markdown(table) + evidence.markdown_evidence(board, table)
         for caption, path in (figures or {}).get(table.split, {}).items():
-            lines += [f"![{caption}]({path})", ""]
+            lines += _md_figure(caption, path)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

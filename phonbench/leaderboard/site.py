@@ -4,7 +4,7 @@ Everything is local and relative (``assets/style.css``, ``assets/sort.js``, ``fi
 opening ``index.html`` from disk works and the folder can be copied anywhere. No CDN, no fonts or
 scripts from the network. Sorting: click (or press Enter on) a column header. The split tables
 themselves (sticky Model column, secondary metrics behind a checkbox, figures linking to their
-full-size PNG) are built in :mod:`phonbench.leaderboard.site_tables`.
+full-size SVG) are built in :mod:`phonbench.leaderboard.site_tables`.
 """
 
 from __future__ import annotations

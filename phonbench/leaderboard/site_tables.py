@@ -117,12 +117,17 @@ def table_html(table: Table, table_id: str, row_links: dict[int, str] | None = N
 
 
 def figure_html(caption: str, path: str, cls: str = "") -> list[str]:
-    """A ``<figure>`` whose image links to the full-size PNG."""
+    """A ``<figure>`` showing the PNG at ``path``; the image links to the full-size vector SVG next to
+    it (:func:`.figure_canvas.svg_path`), and the caption links both files."""
+    from phonbench.leaderboard.figure_canvas import svg_path
+
     attr = f' class="{escape(cls)}"' if cls else ""
+    svg = svg_path(path)
     return [f"<figure{attr}>",
-            f'<a href="{escape(path)}" title="Open full size"><img src="{escape(path)}" alt="{escape(caption)}" '
+            f'<a href="{escape(svg)}" title="Open full size (SVG)"><img src="{escape(path)}" alt="{escape(caption)}" '
             'loading="eager"></a>',
-            f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+            f'<figcaption>{escape(caption)} <small>(<a href="{escape(svg)}">SVG</a> · '
+            f'<a href="{escape(path)}">PNG</a>)</small></figcaption>', "</figure>"]
 
 
 def generalisation_html(board: Board, figs: list[tuple[str, str]]) -> list[str]:

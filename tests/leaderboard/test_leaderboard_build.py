@@ -107,9 +107,11 @@ def test_markdown_csv_json_outputs(built):
     assert "| Model | r2_aggregated ↑ | Rank | Tier | Runs | mae ↓ (THz) | mse ↓ (THz²) |" in modes_md
     assert "e-0" not in md and "e+0" not in md  # fit times < 1 ms read "< 0.001", no scientific notation
     assert "no `dummy` baseline run" in md
-    # every figure linked from the Markdown exists
-    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
-        assert (out / link).is_file(), link
+    # every figure linked from the Markdown exists, the PNG inline and its SVG beside it
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\) \(\[SVG\]\(([^)]+)\)\)", md)
+    assert len(pngs) == len(re.findall(r"!\[", md)) == 4 + 4 + 3 + 1
+    for png, svg in pngs:
+        assert svg == png[:-4] + ".svg" and (out / png).is_file() and (out / svg).is_file(), png
     rows = [r for r in csv.DictReader(io.StringIO((out / f"{SPEC}.csv").read_text())) if r["split"] != "cluster"]
     assert [(r["split"], r["rank"], r["tier"], r["model"], r["variant"]) for r in rows] == [
         ("kfold5", "1", "1", "lb_oracle", "default"), ("kfold5", "2", "1", "lb_oracle", "tuned"),
@@ -143,8 +145,13 @@ def test_html_site_has_rows_and_existing_relative_images(built):
     assert len(images) == 4 + 4 + 3 + 1
     assert all(not src.startswith(("/", "http")) and (site / src).is_file() for src in images)
     assert (site / images[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # every figure opens full size: the image is wrapped in a link to the same PNG
-    assert re.findall(r'<a href="([^"]+)" title="Open full size"><img src="([^"]+)"', page) == [(i, i) for i in images]
+    # every figure opens full size: the PNG is wrapped in a link to its SVG next to it
+    assert all(src.endswith(".png") for src in images)
+    links = re.findall(r'<a href="([^"]+)" title="Open full size \(SVG\)"><img src="([^"]+)"', page)
+    assert links == [(i[:-4] + ".svg", i) for i in images]
+    for svg, _ in links:
+        assert (site / svg).read_bytes().startswith(b'<?xml version="1.0" encoding="utf-8"'), svg
+    assert all(f'<a href="{i[:-4]}.svg">SVG</a> · <a href="{i}">PNG</a>' in page for i in images)
     # Model column first (sticky), primary metric second; the other metrics behind a checkbox
     head = re.search(r'id="table-random">\s*<thead><tr>(.*?)</tr>', page).group(1)
     ths = re.findall(r'<th scope="col"(?: class="([^"]*)")?>([^<]*)</th>', head)
@@ -168,13 +175,15 @@ def test_rebuild_is_byte_identical(records, tmp_path):
     a = build_leaderboard(subset, None, tmp_path / "a")
     b = build_leaderboard(subset, None, tmp_path / "b")
     assert a.files == b.files and len([f for f in a.files if f.endswith(".png")]) == 4
+    svgs = [f for f in a.files if f.endswith(".svg")]  # every PNG has its SVG, byte-identical below
+    assert svgs == sorted(f[:-4] + ".svg" for f in a.files if f.endswith(".png"))
     for rel in a.files + [".leaderboard-manifest"]:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     again = build_leaderboard(subset, None, tmp_path / "a")
     assert again.changed == [] and again.removed == []
     blob = b"".join((tmp_path / "a" / rel).read_bytes() for rel in a.files)
     assert str(tmp_path).encode() not in blob  # no absolute paths
-    assert b"Matplotlib" not in blob  # no software/version metadata in the PNGs
+    assert b"Matplotlib" not in blob and b"<dc:date>" not in blob  # no software/date metadata in PNGs and SVGs
 
 
 def test_stale_files_are_removed_and_other_files_kept(records, tmp_path):
@@ -236,18 +245,6 @@ def test_training_set_size_runs_are_not_ranked(records, tmp_path):
         "1 runs trained on a fraction of the training set (training-set-size studies) are not ranked"]
     doc = json.loads((tmp_path / "lb" / f"{MODES}.json").read_text())
     assert [r["n_runs"] for r in doc["tables"][0]["rows"]] == [2, 2, 2]
-
-
-def test_quartile_examples_pick_one_material_per_quartile(boards):
-    from phonbench.leaderboard.figures import quartile_examples
-
-    row = next(r for r in _table(boards, SPEC, "random").rows if r.model == "lb_noisy")
-    picks = quartile_examples(row)
-    assert len(picks) == 4 and all(p[0].startswith("m") for p in picks)  # pooled over 3 seeds' test sets
-    errors = [p[3] for p in picks]
-    assert errors == sorted(errors)
-    for _, y, p, mse in picks:
-        assert mse == pytest.approx(((y - p) ** 2).mean())
 
 
 def test_boards_group_by_data_content_not_option_spelling(records, tmp_path):

@@ -1,4 +1,5 @@
-"""Headless Chromium opens the built site from disk: tables render, header clicks sort, figures load.
+"""Headless Chromium opens the built site from disk: tables render, header clicks sort, figures (PNG
+inline, linked SVG) load.
 
 Runs ``scripts/browser_check.py`` (a standard-library DevTools-protocol driver) in a subprocess and
 checks its JSON. Needs a Chromium binary (``$PHONBENCH_CHROMIUM`` or ``chromium`` on PATH); skipped
@@ -124,12 +125,13 @@ def test_figures_load_and_nothing_external_is_requested(browser_report):
         assert (shots / name).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_every_figure_links_to_its_full_size_image(browser_report):
+def test_every_figure_links_to_its_full_size_svg(browser_report):
     page = browser_report[0]["page"]
     links = page["figure_links"]
-    assert sorted(link["href"] for link in links) == sorted(img["src"] for img in page["images"])
-    for link in links:
-        assert link["href"] == link["img_src"] and link["loaded"] and link["naturalWidth"] > 0, link
+    svgs = sorted(img["src"][:-len(".png")] + ".svg" for img in page["images"])
+    assert sorted(link["href"] for link in links) == svgs
+    for link in links:  # the inline PNG links to the vector SVG next to it, which the browser loads
+        assert link["href"] == link["img_src"][:-4] + ".svg" and link["loaded"] and link["naturalWidth"] > 0, link
 
 
 def _inside(rect: dict, viewport: dict) -> bool:
